@@ -1,0 +1,156 @@
+"""`ElectraConfig`: every model and objective hyperparameter, in one place."""
+
+import dataclasses
+import json
+
+OBJECTIVES = ("electra", "mlm")
+
+# Paper values (Clark et al. 2020, Table 6 and configure_pretraining.py).
+# "tiny" exists for tests: small enough to train a step in milliseconds.
+_SIZES = {
+    "tiny": dict(
+        embedding_size=32, hidden_size=64, num_layers=2, num_heads=2,
+        intermediate_size=128, generator_hidden_size=0.5, mask_prob=0.15,
+        max_seq_length=32, max_position_embeddings=128,
+    ),
+    "small": dict(
+        embedding_size=128, hidden_size=256, num_layers=12, num_heads=4,
+        intermediate_size=1024, generator_hidden_size=0.25, mask_prob=0.15,
+        max_seq_length=128,
+    ),
+    "base": dict(
+        embedding_size=768, hidden_size=768, num_layers=12, num_heads=12,
+        intermediate_size=3072, generator_hidden_size=1 / 3, mask_prob=0.15,
+        max_seq_length=512,
+    ),
+    "large": dict(
+        embedding_size=1024, hidden_size=1024, num_layers=24, num_heads=16,
+        intermediate_size=4096, generator_hidden_size=0.25, mask_prob=0.25,
+        max_seq_length=512,
+    ),
+}
+SIZES = tuple(_SIZES)
+
+
+@dataclasses.dataclass(frozen=True)
+class ElectraConfig:
+    """Hyperparameters of both towers and of the pre-training objective.
+
+    The discriminator has `hidden_size`, `num_heads` and `intermediate_size`;
+    the generator has the same depth and those three times
+    `generator_hidden_size` (a fraction, as in the original's
+    `generator_hidden_size`). Special token ids default to the standard BERT
+    uncased `vocab.txt`; `vocab.special_token_ids(path)` reads them from any
+    vocabulary, and that is what the runners pass in.
+
+    Example:
+
+    >>> config = ElectraConfig.for_size("small")
+    >>> config.generator_dims
+    (64, 1, 256)
+    >>> ElectraConfig.for_size("tiny", vocab_size=1000).max_predictions_per_seq
+    5
+    """
+
+    vocab_size: int = 30522
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_layers: int = 12
+    num_heads: int = 4
+    intermediate_size: int = 1024
+    generator_hidden_size: float = 0.25
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    initializer_range: float = 0.02
+    layer_norm_epsilon: float = 1e-12
+    max_seq_length: int = 128
+    mask_prob: float = 0.15
+    # Of the masked positions, this share shows [MASK]; the rest keep the
+    # original token (no random-token replacement, unlike BERT's 80/10/10).
+    mask_token_prob: float = 0.85
+    gen_weight: float = 1.0
+    disc_weight: float = 50.0
+    temperature: float = 1.0
+    objective: str = "electra"
+    seed: int = 0
+    pad_id: int = 0
+    unk_id: int = 100
+    cls_id: int = 101
+    sep_id: int = 102
+    mask_id: int = 103
+
+    def __post_init__(self):
+        problems = []
+        if self.objective not in OBJECTIVES:
+            problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if not 0.0 < self.mask_prob < 1.0:
+            problems.append(f"mask_prob must be in (0, 1), got {self.mask_prob}")
+        if not 0.0 < self.generator_hidden_size <= 1.0:
+            problems.append(
+                f"generator_hidden_size is a fraction of hidden_size in (0, 1], got {self.generator_hidden_size}")
+        if self.hidden_size % self.num_heads:
+            problems.append(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.max_seq_length > self.max_position_embeddings:
+            problems.append(
+                f"max_seq_length {self.max_seq_length} exceeds max_position_embeddings "
+                f"{self.max_position_embeddings}")
+        if self.temperature <= 0:
+            problems.append(f"temperature must be positive, got {self.temperature}")
+        gen_hidden, gen_heads, _ = self.generator_dims
+        if gen_hidden % gen_heads:
+            problems.append(f"generator hidden size {gen_hidden} is not divisible by its {gen_heads} heads")
+        for name in ("pad_id", "unk_id", "cls_id", "sep_id", "mask_id"):
+            if not 0 <= getattr(self, name) < self.vocab_size:
+                problems.append(f"{name} {getattr(self, name)} is outside the vocabulary (size {self.vocab_size})")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def for_size(cls, name, **overrides):
+        """The paper's configuration for `name` ("small", "base", "large", "tiny")."""
+        if name not in _SIZES:
+            raise ValueError(f"unknown model size {name!r}; choose one of {SIZES}")
+        return cls(**{**_SIZES[name], **overrides})
+
+    @property
+    def max_predictions_per_seq(self):
+        # The original's int((mask_prob + 0.005) * max_seq_length): 19 for small.
+        return int((self.mask_prob + 0.005) * self.max_seq_length)
+
+    @property
+    def generator_dims(self):
+        """(hidden, heads, intermediate) of the generator."""
+        fraction = self.generator_hidden_size
+        return (
+            int(round(self.hidden_size * fraction)),
+            max(1, int(round(self.num_heads * fraction))),
+            int(round(self.intermediate_size * fraction)),
+        )
+
+    @property
+    def discriminator_dims(self):
+        return (self.hidden_size, self.num_heads, self.intermediate_size)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown ElectraConfig fields: {', '.join(unknown)}")
+        return cls(**values)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+

@@ -1,0 +1,105 @@
+"""One Transformer tower (generator or discriminator) over shared embeddings."""
+
+import keras
+import keras_hub
+
+from electra_tf.config import ElectraConfig
+from electra_tf.embeddings import ElectraEmbeddings, initializer
+
+TOWERS = ("discriminator", "generator")
+
+
+def exact_gelu(x):
+    # BERT's and the original ELECTRA's erf GELU. keras-hub's own ELECTRA
+    # uses the tanh approximation, which breaks parity with checkpoints.
+    return keras.activations.gelu(x, approximate=False)
+
+
+class ElectraEncoder(keras.layers.Layer):
+    """Shared embeddings -> per-tower projection -> post-LayerNorm BERT blocks.
+
+    The blocks are keras-hub `TransformerEncoder`s configured to BERT's
+    numerics: post-LayerNorm, epsilon from the config (1e-12), exact GELU.
+    When `embedding_size` differs from the tower's hidden size the tower owns
+    a dense projection (the original's `embeddings_project`).
+
+    Example:
+
+    >>> config = ElectraConfig.for_size("tiny")
+    >>> shared = ElectraEmbeddings(config)
+    >>> generator_tower = ElectraEncoder(config, "generator", shared)
+    >>> ids = np.ones((2, 16), "int32")
+    >>> generator_tower(ids, np.zeros_like(ids), np.ones_like(ids)).shape
+    (2, 16, 32)
+    """
+
+    def __init__(self, config, tower, embeddings, **kwargs):
+        if tower not in TOWERS:
+            raise ValueError(f"tower must be one of {TOWERS}, got {tower!r}")
+        kwargs.setdefault("name", f"{tower}_encoder")
+        super().__init__(**kwargs)
+        self.config = config
+        self.tower = tower
+        self.embeddings = embeddings
+        dims = config.discriminator_dims if tower == "discriminator" else config.generator_dims
+        self.hidden_size, self.num_heads, self.intermediate_size = dims
+        self.projection = None
+        if config.embedding_size != self.hidden_size:
+            self.projection = keras.layers.Dense(
+                self.hidden_size, kernel_initializer=initializer(config),
+                dtype=self.dtype_policy, name="embeddings_project")
+        self.blocks = [
+            keras_hub.layers.TransformerEncoder(
+                intermediate_dim=self.intermediate_size,
+                num_heads=self.num_heads,
+                dropout=config.hidden_dropout_prob,
+                activation=exact_gelu,
+                layer_norm_epsilon=config.layer_norm_epsilon,
+                kernel_initializer=initializer(config),
+                dtype=self.dtype_policy,
+                name=f"layer_{i}",
+            )
+            for i in range(config.num_layers)
+        ]
+
+    def build(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
+        if not self.embeddings.built:
+            self.embeddings.build(input_ids_shape)
+        shape = tuple(input_ids_shape) + (self.config.embedding_size,)
+        if self.projection is not None:
+            self.projection.build(shape)
+        shape = tuple(input_ids_shape) + (self.hidden_size,)
+        for block in self.blocks:
+            block.build(shape)
+            # TransformerEncoder has one dropout rate; BERT has a separate one
+            # for attention probabilities, which lives in the attention layer.
+            block._self_attention_layer._dropout_layer.rate = self.config.attention_probs_dropout_prob
+        self.built = True
+
+    def call(self, input_ids, segment_ids, input_mask, training=None):
+        x = self.embeddings(input_ids, segment_ids, training=training)
+        if self.projection is not None:
+            x = self.projection(x)
+        padding_mask = keras.ops.cast(input_mask, "bool")
+        for block in self.blocks:
+            x = block(x, padding_mask=padding_mask, training=training)
+        return x
+
+    def compute_output_shape(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
+        return tuple(input_ids_shape) + (self.hidden_size,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "config": self.config.to_dict(),
+            "tower": self.tower,
+            "embeddings": keras.layers.serialize(self.embeddings),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        electra_config = ElectraConfig.from_dict(config.pop("config"))
+        embeddings = keras.layers.deserialize(
+            config.pop("embeddings"), custom_objects={"ElectraEmbeddings": ElectraEmbeddings})
+        return cls(electra_config, config.pop("tower"), embeddings, **config)

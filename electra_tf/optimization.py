@@ -1,0 +1,137 @@
+"""The original optimizer recipe: AdamW without bias correction, warmup x polynomial decay."""
+
+import dataclasses
+
+import keras
+from keras import ops
+
+# Matched against `variable.name`: LayerNorm's gamma/beta and every bias
+# (including the generator's output_bias), as the original excludes
+# "LayerNorm", "layer_norm" and "bias".
+NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer and schedule hyperparameters; defaults are ELECTRA-Small's."""
+
+    learning_rate: float = 5e-4
+    num_train_steps: int = 1_000_000
+    num_warmup_steps: int = 10_000
+    lr_decay_power: float = 1.0
+    weight_decay_rate: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6
+    clip_norm: float = 1.0
+    # Off by default: the original has none, and with warmup it matters
+    # little; off keeps the update identical to the original's, so a
+    # checkpoint converted from it resumes with the same dynamics.
+    bias_correction: bool = False
+
+    def __post_init__(self):
+        if self.num_train_steps <= 0:
+            raise ValueError(f"num_train_steps must be positive, got {self.num_train_steps}")
+        if self.num_warmup_steps < 0:
+            raise ValueError(f"num_warmup_steps must be >= 0, got {self.num_warmup_steps}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """LR(step) = peak * (1 - step/total) ** power * min(1, step/warmup).
+
+    The warmup multiplies the decay curve rather than preceding it, as in
+    the original; at step 0 the rate is 0.
+
+    Example:
+
+    >>> schedule = WarmupPolynomialDecay(5e-4, num_train_steps=100, num_warmup_steps=10)
+    >>> float(schedule(5))  # 5e-4 * 0.95 * 0.5
+    0.0002375
+    """
+
+    def __init__(self, peak_learning_rate, num_train_steps, num_warmup_steps=0, power=1.0):
+        self.peak_learning_rate = peak_learning_rate
+        self.num_train_steps = num_train_steps
+        self.num_warmup_steps = num_warmup_steps
+        self.power = power
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        progress = ops.minimum(step, float(self.num_train_steps)) / float(self.num_train_steps)
+        rate = self.peak_learning_rate * ops.power(1.0 - progress, self.power)
+        if self.num_warmup_steps:
+            rate = rate * ops.minimum(1.0, step / float(self.num_warmup_steps))
+        return rate
+
+    def get_config(self):
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "num_train_steps": self.num_train_steps,
+            "num_warmup_steps": self.num_warmup_steps,
+            "power": self.power,
+        }
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraAdamW(keras.optimizers.Optimizer):
+    """Adam with decoupled weight decay, as the original's AdamWeightDecayOptimizer.
+
+    update = m / (sqrt(v) + eps) [+ bias correction if asked];
+    w -= lr * (update + weight_decay * w), the decay skipped for LayerNorm
+    parameters and biases. Global-norm clipping uses Keras' own
+    `global_clipnorm`; `ElectraPretrainer` all-reduces gradients before the
+    optimizer sees them, so the norm is that of the global gradient.
+
+    Example:
+
+    >>> optimizer = ElectraAdamW(WarmupPolynomialDecay(5e-4, 1000, 100))
+    """
+
+    def __init__(self, learning_rate=5e-4, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+                 bias_correction=False, global_clipnorm=1.0, name="electra_adamw", **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
+                         global_clipnorm=global_clipnorm, name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.bias_correction = bias_correction
+        self.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - self.beta_2))
+        m_hat, v_hat = m, v
+        if self.bias_correction:
+            t = ops.cast(self.iterations + 1, variable.dtype)
+            m_hat = ops.divide(m, 1 - ops.power(ops.cast(self.beta_1, variable.dtype), t))
+            v_hat = ops.divide(v, 1 - ops.power(ops.cast(self.beta_2, variable.dtype), t))
+        self.assign_sub(variable, ops.multiply(lr, ops.divide(m_hat, ops.add(ops.sqrt(v_hat), self.epsilon))))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+                      bias_correction=self.bias_correction)
+        return config
+
+
+def create_optimizer(config=None):
+    """The original recipe from an `OptimizerConfig` (ELECTRA-Small's by default)."""
+    config = config or OptimizerConfig()
+    schedule = WarmupPolynomialDecay(config.learning_rate, config.num_train_steps,
+                                     config.num_warmup_steps, config.lr_decay_power)
+    return ElectraAdamW(schedule, weight_decay=config.weight_decay_rate, beta_1=config.adam_beta1,
+                        beta_2=config.adam_beta2, epsilon=config.adam_epsilon,
+                        bias_correction=config.bias_correction, global_clipnorm=config.clip_norm or None)
