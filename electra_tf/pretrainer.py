@@ -97,6 +97,9 @@ class ElectraPretrainer(keras.Model):
         # train_step all-reduces gradients itself; a second reduction in the
         # optimizer would multiply them by the number of replicas.
         inner._all_reduce_sum_gradients = lambda grads_and_vars: grads_and_vars
+        # Slot variables must exist before the first distributed step: they
+        # cannot be created inside a replica function.
+        self.optimizer.build(self.trainable_variables)
 
     def call(self, inputs, training=False, step=0, example_offset=0):
         """The full pre-training forward pass; returns the tensors of every stage.
