@@ -1,0 +1,1 @@
+"""Data preparation: demo corpus export, WordPiece vocabulary, packed TFRecords."""
