@@ -154,3 +154,30 @@ class ElectraConfig:
     def from_json(cls, text):
         return cls.from_dict(json.loads(text))
 
+
+
+# Help text for the flags generated from these fields (electra_tf.run_flags).
+FIELD_HELP = {
+    "vocab_size": "Vocabulary size; taken from --vocab_file when one is given.",
+    "embedding_size": "Width of the shared token/position/segment embeddings.",
+    "hidden_size": "Discriminator hidden size.",
+    "num_layers": "Transformer layers in each tower (the generator has the same depth).",
+    "num_heads": "Discriminator attention heads.",
+    "intermediate_size": "Discriminator feed-forward size.",
+    "generator_hidden_size": "Generator size as a fraction of the discriminator's hidden size, heads and "
+                             "feed-forward size (1/4 small and large, 1/3 base).",
+    "max_position_embeddings": "Rows of the position embedding table.",
+    "type_vocab_size": "Number of segment ids.",
+    "hidden_dropout_prob": "Dropout on embeddings and hidden states.",
+    "attention_probs_dropout_prob": "Dropout on attention probabilities.",
+    "initializer_range": "Std of the truncated-normal weight initialiser.",
+    "layer_norm_epsilon": "LayerNorm epsilon.",
+    "max_seq_length": "Tokens per example; must equal the data's sequence length.",
+    "mask_prob": "Share of real tokens masked per example (0.15; 0.25 for large).",
+    "mask_token_prob": "Share of masked positions shown as [MASK]; the rest keep their token.",
+    "gen_weight": "Weight of the generator's MLM loss.",
+    "disc_weight": "Weight of the discriminator's replaced-token-detection loss.",
+    "temperature": "Temperature of the generator's sampling.",
+    "objective": "electra: generator + discriminator; mlm: a BERT-style masked-LM baseline of the same size.",
+    "seed": "Seed of masking, sampling, initialisation and data order.",
+}

@@ -135,3 +135,18 @@ def create_optimizer(config=None):
     return ElectraAdamW(schedule, weight_decay=config.weight_decay_rate, beta_1=config.adam_beta1,
                         beta_2=config.adam_beta2, epsilon=config.adam_epsilon,
                         bias_correction=config.bias_correction, global_clipnorm=config.clip_norm or None)
+
+
+# Help text for the flags generated from these fields (electra_tf.run_flags).
+FIELD_HELP = {
+    "learning_rate": "Peak learning rate (5e-4 small, 2e-4 base and large).",
+    "num_train_steps": "Total optimizer steps; the learning rate decays to 0 there.",
+    "num_warmup_steps": "Linear warmup steps (multiplies the decay curve).",
+    "lr_decay_power": "Power of the polynomial decay (1.0 = linear).",
+    "weight_decay_rate": "Decoupled weight decay; not applied to LayerNorm parameters and biases.",
+    "adam_beta1": "Adam beta1.",
+    "adam_beta2": "Adam beta2.",
+    "adam_epsilon": "Adam epsilon.",
+    "clip_norm": "Clip gradients to this global norm (0 disables).",
+    "bias_correction": "Apply Adam bias correction (the original does not).",
+}

@@ -17,14 +17,15 @@ MLM_METRICS = ("loss", "mlm_loss", "mlm_accuracy", "masked_fraction")
 
 
 def _global_sum(value):
-    """Sum over all replicas (identity outside `tf.distribute`)."""
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+    """Sum over all replicas (identity outside a replica function)."""
+    context = tf.distribute.get_replica_context()
+    return value if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def _example_index(batch_size, example_offset):
     """Each example's position in the global batch, whatever the replica split."""
     context = tf.distribute.get_replica_context()
-    replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+    replica = 0 if context is None else tf.cast(context.replica_id_in_sync_group, tf.int32)
     return example_offset + replica * batch_size + tf.range(batch_size)
 
 
@@ -67,6 +68,8 @@ class ElectraPretrainer(keras.Model):
                        "rtd_auc": keras.metrics.AUC}
         names = ELECTRA_METRICS if config.objective == "electra" else MLM_METRICS
         self._metrics_by_name = {name: thresholded.get(name, keras.metrics.Mean)(name=name) for name in names}
+        # Global norm of the unclipped gradient, for logging; not a train_step metric.
+        self.grad_norm_tracker = keras.metrics.Mean(name="grad_norm")
         self.build()
 
     @property
@@ -150,8 +153,8 @@ class ElectraPretrainer(keras.Model):
     def train_step(self, data, example_offset=0):
         """One optimizer update on `data`; returns the running metrics.
 
-        Also stores `self.last_grad_norm` (global norm of the unclipped
-        gradient) for logging.
+        `example_offset` is where this batch starts in the global batch
+        (non-zero only for micro-batches of an accumulated batch).
         """
         step = self.optimizer.iterations
         with tf.GradientTape() as tape:
@@ -162,7 +165,7 @@ class ElectraPretrainer(keras.Model):
         grads = tape.gradient(scaled_loss, variables)
         grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
         grads = _global_sum(grads)
-        self.last_grad_norm = tf.linalg.global_norm(grads) / tf.cast(self._loss_scale(), tf.float32)
+        self.grad_norm_tracker.update_state(tf.linalg.global_norm(grads) / tf.cast(self._loss_scale(), tf.float32))
         self.optimizer.apply_gradients(zip(grads, variables))
         self._update_metrics(outputs, parts, _global_sum(loss))
         return self.get_metrics_result()

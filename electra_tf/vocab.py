@@ -1,4 +1,6 @@
-"""Reading a WordPiece `vocab.txt`: its size and the ids of the special tokens."""
+"""Reading a WordPiece `vocab.txt`: its tokens, hash and the ids of the special tokens."""
+
+import hashlib
 
 import tensorflow as tf
 
@@ -15,9 +17,14 @@ def load_vocab(path):
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"vocabulary file {path} is not UTF-8 ({e}); give a WordPiece vocab.txt") from None
-    # Split on "\n" only: str.splitlines would also split on rare Unicode
-    # separators that can be tokens.
-    return [line.rstrip("\r") for line in text.rstrip("\n").split("\n")]
+    # BERT's load_vocab rule: one token per line, surrounding whitespace stripped.
+    return [line.strip() for line in text.rstrip("\n").split("\n")]
+
+
+def file_sha256(path):
+    """The hash dataset_info.json records, to tie data to its vocabulary."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def special_token_ids(path):

@@ -1,0 +1,145 @@
+"""The flags of `run_pretraining`, generated from the config dataclasses.
+
+Model and objective flags come from `ElectraConfig` fields and default to
+the chosen `--model_size`'s values; optimizer flags come from
+`OptimizerConfig` and default to its values. Names follow the original's
+`configure_pretraining.py` where one exists.
+"""
+
+import dataclasses
+import json
+import os
+
+from absl import flags
+
+from electra_tf import config as config_lib
+from electra_tf import optimization
+from electra_tf import vocab as vocab_lib
+
+FLAGS = flags.FLAGS
+
+# Filled from the vocabulary, never set by hand.
+_FROM_VOCAB = ("pad_id", "unk_id", "cls_id", "sep_id", "mask_id")
+MODEL_FIELDS = [f for f in dataclasses.fields(config_lib.ElectraConfig) if f.name not in _FROM_VOCAB]
+OPTIMIZER_FIELDS = list(dataclasses.fields(optimization.OptimizerConfig))
+STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
+PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+DATA_FILE_PATTERN = "pretrain_data.tfrecord*"
+
+
+def _define(field, default, help_text):
+    if field.name == "objective":
+        flags.DEFINE_enum(field.name, default, config_lib.OBJECTIVES, help_text)
+    elif field.type in (bool, "bool"):
+        flags.DEFINE_boolean(field.name, default, help_text)
+    elif field.type in (int, "int"):
+        flags.DEFINE_integer(field.name, default, help_text)
+    elif field.type in (float, "float"):
+        flags.DEFINE_float(field.name, default, help_text)
+    else:
+        flags.DEFINE_string(field.name, default, help_text)
+
+
+def define_flags():
+    """Defines every flag of run_pretraining (idempotent per process)."""
+    if "model_size" in FLAGS:
+        return
+    flags.DEFINE_string("data_dir", None, f"Directory of {DATA_FILE_PATTERN} shards (data_prep output).")
+    flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs and the export go. "
+                                           "Re-using it resumes the run.")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt the data was built with "
+                                            "(default: <data_dir>/vocab.txt).")
+    flags.DEFINE_enum("model_size", "small", config_lib.SIZES, "Paper size whose values the model flags default to.")
+    for field in MODEL_FIELDS:
+        _define(field, None, config_lib.FIELD_HELP[field.name] + " Default: the model size's value.")
+    for field in OPTIMIZER_FIELDS:
+        _define(field, field.default, optimization.FIELD_HELP[field.name])
+    flags.DEFINE_integer("train_batch_size", 128, "Global batch size (all replicas together).")
+    flags.DEFINE_enum("mixed_precision", "none", list(PRECISIONS), "Compute precision; variables stay float32.")
+    flags.DEFINE_boolean("jit_compile", False, "Compile the training loop with XLA.")
+    flags.DEFINE_enum("distribution_strategy", "one_device", STRATEGIES, "tf.distribute strategy.")
+    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --distribution_strategy=tpu.")
+    flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into this many logical devices "
+                                               "(tests mirrored training on a CPU machine); 0 = don't.")
+    flags.DEFINE_integer("steps_per_loop", 50, "Optimizer steps per call of the compiled training loop.")
+    flags.DEFINE_integer("save_checkpoints_steps", 1000, "Write a checkpoint every this many steps.")
+    flags.DEFINE_integer("keep_checkpoint_max", 5, "Checkpoints kept; older ones are deleted.")
+    flags.DEFINE_integer("log_every_steps", 100, "Write TensorBoard scalars every this many steps.")
+    flags.DEFINE_integer("example_every_steps", 1000, "Write a text summary of one masked/replaced example "
+                                                      "every this many steps.")
+    flags.DEFINE_integer("shuffle_buffer", 10000, "Examples in the shuffle buffer.")
+    flags.DEFINE_boolean("export_at_end", True, "Write the discriminator SavedModel when training ends.")
+    flags.DEFINE_boolean("export_generator", False, "Also export the generator.")
+    flags.DEFINE_integer("inject_nan_at_step", 0, "Testing aid: poison the weights with NaN once this step is "
+                                                  "reached, to exercise the non-finite-loss stop; 0 = never.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """Everything run_pretraining needs, checked."""
+
+    model: config_lib.ElectraConfig
+    optimizer: optimization.OptimizerConfig
+    data_dir: str
+    model_dir: str
+    vocab_file: str
+    dataset_info: dict
+
+
+class FlagError(ValueError):
+    """A user mistake in the flags: printed as one line, before any work."""
+
+
+def _dataset_info(data_dir):
+    path = os.path.join(data_dir, "dataset_info.json")
+    if not os.path.exists(path):
+        return {}  # Datasets made by the original script have none.
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise FlagError(f"cannot read {path} ({e}); rebuild the data with data_prep.build_pretraining_dataset")
+
+
+def settings_from_flags():
+    """Validates the flags and builds the configs; raises FlagError on a user mistake."""
+    for name in ("data_dir", "model_dir"):
+        if not FLAGS[name].value:
+            raise FlagError(f"--{name} is required")
+    data_dir = FLAGS.data_dir
+    if not os.path.isdir(data_dir):
+        raise FlagError(f"--data_dir {data_dir} is not a directory; build data with data_prep.build_pretraining_dataset")
+    info = _dataset_info(data_dir)
+    vocab_file = FLAGS.vocab_file or info.get("vocab_file") or os.path.join(data_dir, "vocab.txt")
+    try:
+        vocab_ids = vocab_lib.special_token_ids(vocab_file)
+    except (FileNotFoundError, ValueError) as e:
+        raise FlagError(str(e)) from None
+
+    overrides = {f.name: FLAGS[f.name].value for f in MODEL_FIELDS if FLAGS[f.name].value is not None}
+    if overrides.get("vocab_size", vocab_ids["vocab_size"]) != vocab_ids["vocab_size"]:
+        raise FlagError(f"--vocab_size {overrides['vocab_size']} disagrees with {vocab_file} "
+                        f"({vocab_ids['vocab_size']} tokens); drop --vocab_size or fix --vocab_file")
+    if info.get("vocab_size") not in (None, vocab_ids["vocab_size"]):
+        raise FlagError(f"the data in {data_dir} was built with a {info['vocab_size']}-token vocabulary but "
+                        f"{vocab_file} has {vocab_ids['vocab_size']}; pass the vocab the data was built with")
+    vocab_hash = info.get("vocab_sha256")
+    if vocab_hash and vocab_hash != vocab_lib.file_sha256(vocab_file):
+        raise FlagError(f"{vocab_file} is not the vocabulary the data in {data_dir} was built with (hash differs); "
+                        "pass that vocab with --vocab_file")
+    try:
+        model = config_lib.ElectraConfig.for_size(FLAGS.model_size, **{**overrides, **vocab_ids})
+        optimizer = optimization.OptimizerConfig(**{f.name: FLAGS[f.name].value for f in OPTIMIZER_FIELDS})
+    except ValueError as e:
+        raise FlagError(str(e)) from None
+    data_length = info.get("max_seq_length")
+    if data_length is not None and data_length != model.max_seq_length:
+        raise FlagError(f"--max_seq_length {model.max_seq_length} disagrees with the data in {data_dir} "
+                        f"(built with {data_length}); set --max_seq_length={data_length}")
+    for name in ("train_batch_size", "steps_per_loop", "save_checkpoints_steps", "keep_checkpoint_max",
+                 "log_every_steps", "example_every_steps"):
+        if FLAGS[name].value <= 0:
+            raise FlagError(f"--{name} must be positive, got {FLAGS[name].value}")
+    if FLAGS.distribution_strategy == "tpu" and not FLAGS.tpu:
+        raise FlagError("--distribution_strategy=tpu needs --tpu (a TPU name, or 'local' on a TPU VM)")
+    return RunSettings(model, optimizer, data_dir, FLAGS.model_dir, vocab_file, info)

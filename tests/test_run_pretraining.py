@@ -1,0 +1,167 @@
+"""run_pretraining end to end, through the command line, on a slice of the demo corpus."""
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+SCALARS = {"loss", "mlm_loss", "mlm_accuracy", "sampled_accuracy", "rtd_loss", "rtd_accuracy", "rtd_precision",
+           "rtd_recall", "rtd_auc", "masked_fraction", "replaced_fraction", "learning_rate", "grad_norm",
+           "examples_per_second", "tokens_per_second", "seconds_per_step"}
+
+
+def _run(module, *args, timeout=300, check=True):
+    result = subprocess.run([sys.executable, "-m", module, *args], env=ENV, cwd=ROOT, capture_output=True,
+                            text=True, timeout=timeout)
+    if check and result.returncode:
+        raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    text = root / "wiki.txt"
+    _run("data_prep.export_corpus", f"--output={text}", "--max_documents=300")
+    _run("data_prep.build_vocab", f"--input={text}", "--vocab_size=1500", f"--output={root / 'vocab.txt'}")
+    _run("data_prep.build_pretraining_dataset", f"--input={text}", f"--vocab_file={root / 'vocab.txt'}",
+         f"--output_dir={root / 'data'}", "--max_seq_length=64", "--num_out_files=2")
+    return str(root / "data")
+
+
+def _flags(data_dir, model_dir, steps, *extra):
+    return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--model_size=tiny", "--max_seq_length=64",
+            "--train_batch_size=8", f"--num_train_steps={steps}", "--num_warmup_steps=5", "--learning_rate=1e-3",
+            "--steps_per_loop=5", "--save_checkpoints_steps=10", "--log_every_steps=5",
+            "--example_every_steps=10", *extra]
+
+
+def _checkpoint_steps(model_dir):
+    return sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(f"{model_dir}/checkpoints/ckpt-*.index"))
+
+
+def _summaries(model_dir):
+    tags = {}
+    for path in glob.glob(f"{model_dir}/train/events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags
+
+
+def test_train_resume_summaries_and_export(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    first = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 20, "--noexport_at_end"))
+    assert "trained to step 20" in first.stdout
+    assert _checkpoint_steps(model_dir) == [10, 20]
+    tags = _summaries(model_dir)
+    assert SCALARS <= set(tags), SCALARS - set(tags)
+    assert "replaced_token_detection" in tags
+    assert max(tags["loss"]) == 20
+
+    second = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 30))
+    assert "resuming from" in second.stdout and "at step 20" in second.stdout
+    assert "step 30/30" in second.stdout and "step 5/30" not in second.stdout
+    assert _checkpoint_steps(model_dir) == [10, 20, 30]
+    assert min(s for s in _summaries(model_dir)["loss"] if s > 20) == 25
+
+    export_dir = model_dir / "export" / "discriminator"
+    assert {"saved_model.pb", "vocab.txt", "electra_config.json"} <= set(os.listdir(export_dir))
+    probe = """
+import sys, json
+import tensorflow as tf, tensorflow_text  # noqa: F401
+model = tf.saved_model.load(sys.argv[1])
+text = model.signatures["serve_text"](tf.constant(["the city is large .", "a river"]))
+ids = tf.constant([[2, 40, 41, 3, 0, 0]], tf.int32)
+raw = model.signatures["serving_default"](input_ids=ids, input_mask=tf.cast(ids > 0, tf.int32),
+                                          segment_ids=tf.zeros_like(ids))
+print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
+                  "tokens": [t.decode() for t in text["tokens"].numpy()[0] if t],
+                  "p_text": text["rtd_probabilities"].numpy()[0, :7].tolist(),
+                  "pooled": list(text["pooled_output"].shape),
+                  "seq": list(raw["sequence_output"].shape), "p_raw": raw["rtd_probabilities"].numpy()[0].tolist()}))
+"""
+    result = subprocess.run([sys.executable, "-c", probe, str(export_dir)], capture_output=True, text=True,
+                            timeout=120, cwd=str(tmp_path), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["electra_tf_imported"] is False
+    assert out["tokens"][0] == "[CLS]" and out["tokens"][-1] == "[SEP]" and "city" in out["tokens"]
+    assert all(0 < p < 1 for p in out["p_text"][: len(out["tokens"])])
+    assert out["pooled"] == [2, 64] and out["seq"] == [1, 6, 64]
+    assert out["p_raw"][4:] == [0.0, 0.0]  # padding gets no probability
+
+
+def test_sigterm_writes_a_checkpoint_that_resumes(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "electra_tf.run_pretraining",
+                                *_flags(data_dir, model_dir, 100000, "--save_checkpoints_steps=100000")],
+                               env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not os.path.exists(model_dir / "train"):
+            time.sleep(0.5)
+        time.sleep(8)  # let it train a few loops
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-2000:]
+    assert "stopped by SIGTERM" in stdout
+    steps = _checkpoint_steps(model_dir)
+    assert len(steps) == 1 and steps[0] > 0
+    resumed = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, steps[0] + 5, "--noexport_at_end"))
+    assert f"at step {steps[0]}" in resumed.stdout
+
+
+def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    result = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 40, "--inject_nan_at_step=15"),
+                  check=False)
+    assert result.returncode == 3
+    assert "non-finite loss at step" in result.stderr and "ckpt-10" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert _checkpoint_steps(model_dir) == [10]
+    reader = tf.train.load_checkpoint(str(model_dir / "checkpoints" / "ckpt-10"))
+    for name in reader.get_variable_to_shape_map():
+        value = reader.get_tensor(name)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            assert np.isfinite(value).all(), name
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--no_such_flag=1"], "no_such_flag"),
+    (["--vocab_size=999"], "disagrees with"),
+    (["--max_seq_length=32"], "built with 64"),
+    (["--mask_prob=1.5"], "mask_prob"),
+    (["--distribution_strategy=mirrored", "--num_cpu_devices=2", "--train_batch_size=7"], "not divisible"),
+    (["--distribution_strategy=tpu"], "needs --tpu"),
+])
+def test_bad_flags_fail_fast_with_one_line(data_dir, tmp_path, extra, message):
+    started = time.time()
+    result = _run("electra_tf.run_pretraining", *_flags(data_dir, tmp_path / "run", 10), *extra, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith(("error:", "FATAL", "ERROR"))]
+    assert len(error_lines) == 1, result.stderr[-1500:]
+    assert not glob.glob(str(tmp_path / "run" / "checkpoints" / "*"))
+    assert time.time() - started < 60
+
+
+def test_missing_data_dir_and_resume_with_another_model_are_refused(data_dir, tmp_path):
+    result = _run("electra_tf.run_pretraining", *_flags(str(tmp_path / "nowhere"), tmp_path / "run", 10), check=False)
+    assert result.returncode == 2 and "is not a directory" in result.stderr
+    model_dir = tmp_path / "run2"
+    _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 5, "--noexport_at_end"))
+    result = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 10, "--hidden_size=128"), check=False)
+    assert result.returncode == 2 and "another model config" in result.stderr
+    assert _checkpoint_steps(model_dir) == [5]
