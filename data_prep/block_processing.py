@@ -21,109 +21,109 @@ BLOCK_CHARS = 1 << 18
 
 @dataclasses.dataclass(frozen=True)
 class PackingConfig:
-  vocab_path: str
-  lowercase: bool
-  max_seq_length: int
-  pack_across_documents: bool
-  seed: int
+    vocab_path: str
+    lowercase: bool
+    max_seq_length: int
+    pack_across_documents: bool
+    seed: int
 
 
 def make_blocks(documents, block_chars=None):
-  """Groups a document stream into (index, [documents]) blocks."""
-  block_chars = block_chars or BLOCK_CHARS
-  block, chars, index = [], 0, 0
-  for doc in documents:
-    block.append(doc)
-    chars += sum(len(line) for line in doc)
-    if chars >= block_chars:
-      yield index, block
-      block, chars, index = [], 0, index + 1
-  if block:
-    yield index, block
+    """Groups a document stream into (index, [documents]) blocks."""
+    block_chars = block_chars or BLOCK_CHARS
+    block, chars, index = [], 0, 0
+    for doc in documents:
+        block.append(doc)
+        chars += sum(len(line) for line in doc)
+        if chars >= block_chars:
+            yield index, block
+            block, chars, index = [], 0, index + 1
+    if block:
+        yield index, block
 
 
 class BlockProcessor:
-  """Holds one process's tokenizer and packs blocks with it."""
+    """Holds one process's tokenizer and packs blocks with it."""
 
-  def __init__(self, config):
-    # Imported here so the parent can build blocks without loading TF twice.
-    from data_prep import tokenization  # pylint: disable=g-import-not-at-top
-    from data_prep.vocab_file import Vocab  # pylint: disable=g-import-not-at-top
+    def __init__(self, config):
+        # Imported here so the parent can build blocks without loading TF twice.
+        from data_prep import tokenization  # pylint: disable=g-import-not-at-top
+        from data_prep.vocab_file import Vocab  # pylint: disable=g-import-not-at-top
 
-    self._config = config
-    self._vocab = Vocab(config.vocab_path)
-    self._tokenizer = tokenization.WordpieceTokenizer(
-        self._vocab.tokens, lowercase=config.lowercase)
+        self._config = config
+        self._vocab = Vocab(config.vocab_path)
+        self._tokenizer = tokenization.WordpieceTokenizer(
+            self._vocab.tokens, lowercase=config.lowercase)
 
-  def _packer(self, buffer, block_index):
-    rng = random.Random(f"{self._config.seed}/{block_index}")
-    if self._config.pack_across_documents:
-      return packing.StreamPacker(buffer, rng, self._vocab.sep_id)
-    return packing.DocumentPacker(buffer, rng)
+    def _packer(self, buffer, block_index):
+        rng = random.Random(f"{self._config.seed}/{block_index}")
+        if self._config.pack_across_documents:
+            return packing.StreamPacker(buffer, rng, self._vocab.sep_id)
+        return packing.DocumentPacker(buffer, rng)
 
-  def __call__(self, block):
-    return self.pack(self.tokenize(block))
+    def __call__(self, block):
+        return self.pack(self.tokenize(block))
 
-  def tokenize(self, block):
-    """The TF half of the work; it releases the GIL, so it can overlap pack()."""
-    index, documents = block
-    lines = [line for doc in documents for line in doc]
-    ids, splits = self._tokenizer.tokenize(lines)
-    return index, documents, ids, splits
+    def tokenize(self, block):
+        """The TF half of the work; it releases the GIL, so it can overlap pack()."""
+        index, documents = block
+        lines = [line for doc in documents for line in doc]
+        ids, splits = self._tokenizer.tokenize(lines)
+        return index, documents, ids, splits
 
-  def pack(self, tokenized):
-    """The Python half: packing, statistics and serialization."""
-    index, documents, ids, splits = tokenized
-    stats = collections.Counter()
-    stats["tokens_tokenized"] = int(len(ids))
-    ids = ids.tolist()
-    splits = splits.tolist()
-    buffer = packing.ExampleBuffer(
-        self._config.max_seq_length, self._vocab.cls_id, self._vocab.sep_id)
-    packer = self._packer(buffer, index)
-    line = 0
-    for doc in documents:
-      sentences = [ids[splits[i]:splits[i + 1]]
-                   for i in range(line, line + len(doc))]
-      line += len(doc)
-      if not any(sentences):
-        stats["empty_documents"] += 1
-        continue
-      stats["documents"] += 1
-      packer.add_document(sentences)
-    packer.finish()
-    stats["single_segment_draws"] = packer.single_segment_draws
-    stats["short_target_draws"] = packer.short_target_draws
-    arrays = buffer.to_arrays(self._vocab.pad_id)
-    stats.update(self._example_stats(*arrays))
-    return index, example_encoding.serialize_examples(*arrays), stats
+    def pack(self, tokenized):
+        """The Python half: packing, statistics and serialization."""
+        index, documents, ids, splits = tokenized
+        stats = collections.Counter()
+        stats["tokens_tokenized"] = int(len(ids))
+        ids = ids.tolist()
+        splits = splits.tolist()
+        buffer = packing.ExampleBuffer(
+            self._config.max_seq_length, self._vocab.cls_id, self._vocab.sep_id)
+        packer = self._packer(buffer, index)
+        line = 0
+        for doc in documents:
+            sentences = [ids[splits[i]:splits[i + 1]]
+                         for i in range(line, line + len(doc))]
+            line += len(doc)
+            if not any(sentences):
+                stats["empty_documents"] += 1
+                continue
+            stats["documents"] += 1
+            packer.add_document(sentences)
+        packer.finish()
+        stats["single_segment_draws"] = packer.single_segment_draws
+        stats["short_target_draws"] = packer.short_target_draws
+        arrays = buffer.to_arrays(self._vocab.pad_id)
+        stats.update(self._example_stats(*arrays))
+        return index, example_encoding.serialize_examples(*arrays), stats
 
-  def _example_stats(self, input_ids, input_mask, segment_ids):
-    real = input_mask.astype(bool)
-    special = real & ((input_ids == self._vocab.cls_id) |
-                      (input_ids == self._vocab.sep_id))
-    return {
-        "examples": len(input_ids),
-        "positions": int(input_mask.size),
-        "real_positions": int(real.sum()),
-        "tokens": int(real.sum() - special.sum()),
-        "unk_tokens": int((real & (input_ids == self._vocab.unk_id)).sum()),
-        "single_segment_examples": int((segment_ids.sum(axis=1) == 0).sum()),
-    }
+    def _example_stats(self, input_ids, input_mask, segment_ids):
+        real = input_mask.astype(bool)
+        special = real & ((input_ids == self._vocab.cls_id) |
+                          (input_ids == self._vocab.sep_id))
+        return {
+            "examples": len(input_ids),
+            "positions": int(input_mask.size),
+            "real_positions": int(real.sum()),
+            "tokens": int(real.sum() - special.sum()),
+            "unk_tokens": int((real & (input_ids == self._vocab.unk_id)).sum()),
+            "single_segment_examples": int((segment_ids.sum(axis=1) == 0).sum()),
+        }
 
 
 _PROCESSOR = None
 
 
 def init_worker(config, threads_per_process):
-  """Pool initializer: each worker builds its own tokenizer once."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.config.threading.set_intra_op_parallelism_threads(threads_per_process)
-  tf.config.threading.set_inter_op_parallelism_threads(threads_per_process)
-  global _PROCESSOR
-  _PROCESSOR = BlockProcessor(config)
+    """Pool initializer: each worker builds its own tokenizer once."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.threading.set_intra_op_parallelism_threads(threads_per_process)
+    tf.config.threading.set_inter_op_parallelism_threads(threads_per_process)
+    global _PROCESSOR
+    _PROCESSOR = BlockProcessor(config)
 
 
 def process_in_worker(block):
-  return _PROCESSOR(block)
+    return _PROCESSOR(block)

@@ -1,8 +1,8 @@
 r"""Builds packed, sharded TFRecords for ELECTRA pre-training.
 
-  python -m data_prep.build_pretraining_dataset \
-      --input demo_out/corpus.txt --vocab_file demo_out/vocab.txt \
-      --output_dir demo_out/pretrain_128 --num_processes 2
+    python -m data_prep.build_pretraining_dataset \
+        --input demo_out/corpus.txt --vocab_file demo_out/vocab.txt \
+        --output_dir demo_out/pretrain_128 --num_processes 2
 
 Writes pretrain_data.tfrecord-<i>-of-<n> shards (int64 input_ids, input_mask,
 segment_ids, the original script's format) and dataset_info.json.
@@ -10,6 +10,7 @@ segment_ids, the original script's format) and dataset_info.json.
 
 import collections
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -20,181 +21,189 @@ from absl import flags
 from data_prep import block_processing
 from data_prep import dataset_info
 from data_prep import input_files
+from data_prep import shard_writer
 from data_prep import text_input
 from data_prep.progress import Progress
 from data_prep.user_errors import UserError, run_cli
 from data_prep.vocab_file import Vocab
 
-_INPUT = flags.DEFINE_list(
-    "input", None, "Text inputs: files, directories or globs, comma-separated. "
-    ".txt (blank lines separate documents), .jsonl (one document per record, "
-    "see --text_field), either optionally .gz.")
-_VOCAB_FILE = flags.DEFINE_string(
-    "vocab_file", None, "WordPiece vocab.txt (BERT's or from build_vocab).")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for shards.")
-_MAX_SEQ_LENGTH = flags.DEFINE_integer(
-    "max_seq_length", 128, "Tokens per example, [CLS]/[SEP] included.")
-_NUM_OUT_FILES = flags.DEFINE_integer(
-    "num_out_files", 64, "Number of shards; examples go round-robin.")
-_NUM_PROCESSES = flags.DEFINE_integer(
-    "num_processes", 1, "Worker processes for tokenizing and packing.")
-_SEED = flags.DEFINE_integer(
-    "seed", 0, "Seed for the packing draws; same seed + input = same bytes.")
-_LOWERCASE = flags.DEFINE_boolean(
-    "lowercase", True, "Lower-case and strip accents (BERT uncased).")
-_OVERWRITE = flags.DEFINE_boolean(
-    "overwrite", False, "Replace the shards of an existing --output_dir.")
-_PACK_ACROSS_DOCUMENTS = flags.DEFINE_boolean(
-    "pack_across_documents", False, "Fill examples across document "
-    "boundaries (joined by [SEP]) to cut padding; off = original recipe.")
-_TEXT_FIELD = flags.DEFINE_string(
-    "text_field", "text", "Field holding the text in .jsonl inputs.")
-_PROGRESS = flags.DEFINE_boolean(
-    "progress", True, "Show a progress bar on stderr when it is a terminal.")
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined on demand, so several CLI modules can be imported together."""
+    flags.DEFINE_list(
+        "input", None, "Text inputs: files, directories or globs, comma-separated. "
+        ".txt (blank lines separate documents), .jsonl (one document per record, "
+        "see --text_field), either optionally .gz.")
+    flags.DEFINE_string(
+        "vocab_file", None, "WordPiece vocab.txt (BERT's or from build_vocab).")
+    flags.DEFINE_string("output_dir", None, "Directory for shards.")
+    flags.DEFINE_integer(
+        "max_seq_length", 128, "Tokens per example, [CLS]/[SEP] included.")
+    flags.DEFINE_integer(
+        "num_out_files", 64, "Number of shards; examples go round-robin.")
+    flags.DEFINE_integer(
+        "num_processes", 1, "Worker processes for tokenizing and packing.")
+    flags.DEFINE_integer(
+        "seed", 0, "Seed for the packing draws; same seed + input = same bytes.")
+    flags.DEFINE_boolean(
+        "lowercase", True, "Lower-case and strip accents (BERT uncased).")
+    flags.DEFINE_boolean(
+        "overwrite", False, "Replace the shards of an existing --output_dir.")
+    flags.DEFINE_boolean(
+        "pack_across_documents", False, "Fill examples across document "
+        "boundaries (joined by [SEP]) to cut padding; off = original recipe.")
+    flags.DEFINE_string(
+        "text_field", "text", "Field holding the text in .jsonl inputs.")
+    flags.DEFINE_boolean(
+        "progress", True, "Show a progress bar on stderr when it is a terminal.")
+
 
 _MIN_SEQ_LENGTH = 8
 
 
 def _check_flags():
-  for name in ("input", "vocab_file", "output_dir"):
-    if not flags.FLAGS[name].value:
-      raise UserError(f"--{name} is required")
-  if _MAX_SEQ_LENGTH.value < _MIN_SEQ_LENGTH:
-    raise UserError(f"--max_seq_length must be at least {_MIN_SEQ_LENGTH}")
-  if _NUM_OUT_FILES.value < 1 or _NUM_PROCESSES.value < 1:
-    raise UserError("--num_out_files and --num_processes must be positive")
+    for name in ("input", "vocab_file", "output_dir"):
+        if not flags.FLAGS[name].value:
+            raise UserError(f"--{name} is required")
+    if FLAGS.max_seq_length < _MIN_SEQ_LENGTH:
+        raise UserError(f"--max_seq_length must be at least {_MIN_SEQ_LENGTH}")
+    if FLAGS.num_out_files < 1 or FLAGS.num_processes < 1:
+        raise UserError("--num_out_files and --num_processes must be positive")
 
 
 def _check_output_dir(output_dir, overwrite):
-  if os.path.isfile(output_dir):
-    raise UserError(f"--output_dir {output_dir} is a file; give a directory")
-  if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-    raise UserError(f"output directory {output_dir} exists and is not empty; "
-                    "pass --overwrite or choose another --output_dir")
+    if os.path.isfile(output_dir):
+        raise UserError(f"--output_dir {output_dir} is a file; give a directory")
+    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
+        raise UserError(f"output directory {output_dir} exists and is not empty; "
+                        "pass --overwrite or choose another --output_dir")
 
 
-def _remove_previous_outputs(output_dir):
-  for path in text_outputs(output_dir):
-    os.remove(path)
+def _remove(paths):
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
-def text_outputs(output_dir):
-  from data_prep import shard_writer  # pylint: disable=g-import-not-at-top
-  info = os.path.join(output_dir, dataset_info.FILE_NAME)
-  found = shard_writer.existing_outputs(output_dir)
-  return found + ([info] if os.path.exists(info) else [])
+def _previous_outputs(output_dir):
+    info = os.path.join(output_dir, dataset_info.FILE_NAME)
+    return shard_writer.finished_shards(output_dir) + [info]
 
 
 def _ordered_results(blocks, config, num_processes):
-  """Processes blocks in order, in this process or a bounded worker pool."""
-  if num_processes == 1:
-    yield from _overlapped_in_process(blocks, config)
-    return
-  # Spawned workers: TF's runtime is not fork-safe. One TF thread each,
-  # since the processes already share the cores.
-  context = multiprocessing.get_context("spawn")
-  with context.Pool(num_processes, block_processing.init_worker,
-                    (config, 1)) as pool:
-    pending = collections.deque()
-    for block in blocks:
-      pending.append(pool.apply_async(block_processing.process_in_worker,
-                                      (block,)))
-      if len(pending) >= 2 * num_processes:  # bounds memory on big inputs
-        yield pending.popleft().get()
-    while pending:
-      yield pending.popleft().get()
+    """Processes blocks in order, in this process or a bounded worker pool."""
+    if num_processes == 1:
+        yield from _overlapped_in_process(blocks, config)
+        return
+    # Spawned workers: TF's runtime is not fork-safe. One TF thread each,
+    # since the processes already share the cores.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(num_processes, block_processing.init_worker,
+                      (config, 1)) as pool:
+        pending = collections.deque()
+        for block in blocks:
+            pending.append(pool.apply_async(block_processing.process_in_worker,
+                                            (block,)))
+            if len(pending) >= 2 * num_processes:  # bounds memory on big inputs
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
 def _overlapped_in_process(blocks, config):
-  """One process: tokenizes the next block (TF, no GIL) while packing this one."""
-  processor = block_processing.BlockProcessor(config)
-  with concurrent.futures.ThreadPoolExecutor(1) as tokenizer_thread:
-    pending = None
-    for block in blocks:
-      upcoming = tokenizer_thread.submit(processor.tokenize, block)
-      if pending is not None:
-        yield processor.pack(pending.result())
-      pending = upcoming
-    if pending is not None:
-      yield processor.pack(pending.result())
+    """One process: tokenizes the next block (TF, no GIL) while packing this one."""
+    processor = block_processing.BlockProcessor(config)
+    with concurrent.futures.ThreadPoolExecutor(1) as tokenizer_thread:
+        pending = None
+        for block in blocks:
+            upcoming = tokenizer_thread.submit(processor.tokenize, block)
+            if pending is not None:
+                yield processor.pack(pending.result())
+            pending = upcoming
+        if pending is not None:
+            yield processor.pack(pending.result())
 
 
 def build(config, inputs, output_dir, num_out_files, num_processes,
-          text_field="text", overwrite=False, show_progress=True):
-  """Runs one build; returns the dataset_info dict."""
-  from data_prep.shard_writer import ShardWriter  # pylint: disable=g-import-not-at-top
-
-  vocab = Vocab(config.vocab_path)
-  created_dir = not os.path.isdir(output_dir)
-  os.makedirs(output_dir, exist_ok=True)
-  writer = ShardWriter(output_dir, num_out_files)
-  read_stats = text_input.ReadStats()
-  stats = collections.Counter()
-  progress = Progress(sum(f.size for f in inputs.usable), show_progress)
-  try:
-    documents = text_input.read_documents(
-        inputs.usable, read_stats, text_field,
-        keep_long_line_tail=config.pack_across_documents)
-    blocks = block_processing.make_blocks(documents)
-    for _, records, block_stats in _ordered_results(blocks, config,
-                                                    num_processes):
-      writer.write(records)
-      stats.update(block_stats)
-      progress.update(stats["documents"], read_stats.raw_bytes_read,
-                      stats["examples"])
-    progress.update(stats["documents"], read_stats.raw_bytes_read,
-                    stats["examples"], force=True)
-    progress.close()
-    if not stats["examples"]:
-      raise UserError("input is empty: every document was empty or "
-                      "whitespace; check --input")
+                    text_field="text", overwrite=False, show_progress=True):
+    """Runs one build; returns the dataset_info dict."""
+    vocab = Vocab(config.vocab_path)
+    created_dir = not os.path.isdir(output_dir)
+    os.makedirs(output_dir, exist_ok=True)
     if overwrite:
-      _remove_previous_outputs(output_dir)
-    names = writer.commit()
-  except BaseException:
-    writer.abort()
-    if created_dir:
-      shutil.rmtree(output_dir, ignore_errors=True)
-    raise
-  info = dataset_info.build_info(
-      vocab=vocab, config=config, shard_names=names,
-      shard_counts=writer.counts, stats=stats, read_stats=read_stats,
-      inputs=inputs.usable, skipped_inputs=inputs.skipped,
-      elapsed_seconds=progress.elapsed())
-  dataset_info.write_info(output_dir, info)
-  return info
+        _remove(shard_writer.unfinished_shards(output_dir))
+    writer = shard_writer.ShardWriter(output_dir, num_out_files)
+    read_stats = text_input.ReadStats()
+    stats = collections.Counter()
+    progress = Progress(sum(f.size for f in inputs.usable), show_progress)
+    try:
+        documents = text_input.read_documents(
+            inputs.usable, read_stats, text_field,
+            keep_long_line_tail=config.pack_across_documents)
+        blocks = block_processing.make_blocks(documents)
+        for _, records, block_stats in _ordered_results(blocks, config,
+                                                        num_processes):
+            writer.write(records)
+            stats.update(block_stats)
+            progress.update(stats["documents"], read_stats.raw_bytes_read,
+                            stats["examples"])
+        progress.update(stats["documents"], read_stats.raw_bytes_read,
+                        stats["examples"], force=True)
+        progress.close()
+        if not stats["examples"]:
+            raise UserError("input is empty: every document was empty or "
+                            "whitespace; check --input")
+        if overwrite:
+            _remove(_previous_outputs(output_dir))
+        names = writer.commit()
+    except BaseException:
+        writer.abort()
+        if created_dir:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
+    info = dataset_info.build_info(
+        vocab=vocab, config=config, shard_names=names,
+        shard_counts=writer.counts, stats=stats, read_stats=read_stats,
+        inputs=inputs.usable, skipped_inputs=inputs.skipped,
+        elapsed_seconds=progress.elapsed())
+    dataset_info.write_info(output_dir, info)
+    return info
 
 
 def summary_line(info, output_dir):
-  seconds = info["elapsed_seconds"]
-  megabytes = info["input_bytes"] / 1e6
-  skipped = len(info["skipped_inputs"])
-  return (f"wrote {info['num_examples']:,} examples of {info['max_seq_length']}"
-          f" tokens to {len(info['shards'])} shards in {output_dir}: "
-          f"{info['documents']:,} documents, {megabytes:.1f} MB in "
-          f"{seconds:.1f} s ({megabytes / max(seconds, 1e-9):.1f} MB/s), "
-          f"padding {info['padding_fraction']:.1%}, "
-          f"[UNK] {info['unk_rate']:.3%}, {skipped} inputs skipped")
+    seconds = info["elapsed_seconds"]
+    megabytes = info["input_bytes"] / 1e6
+    skipped = len(info["skipped_inputs"])
+    return (f"wrote {info['num_examples']:,} examples of {info['max_seq_length']}"
+            f" tokens to {len(info['shards'])} shards in {output_dir}: "
+            f"{info['documents']:,} documents, {megabytes:.1f} MB in "
+            f"{seconds:.1f} s ({megabytes / max(seconds, 1e-9):.1f} MB/s), "
+            f"padding {info['padding_fraction']:.1%}, "
+            f"[UNK] {info['unk_rate']:.3%}, {skipped} inputs skipped")
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}; see --help")
-  _check_flags()
-  Vocab(_VOCAB_FILE.value)  # fail on a bad vocab before touching anything
-  inputs = input_files.resolve_inputs(_INPUT.value)
-  _check_output_dir(_OUTPUT_DIR.value, _OVERWRITE.value)
-  for skipped in inputs.skipped:
-    print(f"skipping {skipped['path']}: {skipped['reason']}")
-  config = block_processing.PackingConfig(
-      vocab_path=_VOCAB_FILE.value, lowercase=_LOWERCASE.value,
-      max_seq_length=_MAX_SEQ_LENGTH.value,
-      pack_across_documents=_PACK_ACROSS_DOCUMENTS.value, seed=_SEED.value)
-  info = build(config, inputs, _OUTPUT_DIR.value, _NUM_OUT_FILES.value,
-               _NUM_PROCESSES.value, _TEXT_FIELD.value, _OVERWRITE.value,
-               _PROGRESS.value)
-  print(summary_line(info, _OUTPUT_DIR.value))
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; see --help")
+    _check_flags()
+    Vocab(FLAGS.vocab_file)  # fail on a bad vocab before touching anything
+    inputs = input_files.resolve_inputs(FLAGS.input)
+    _check_output_dir(FLAGS.output_dir, FLAGS.overwrite)
+    for skipped in inputs.skipped:
+        print(f"skipping {skipped['path']}: {skipped['reason']}")
+    config = block_processing.PackingConfig(
+        vocab_path=FLAGS.vocab_file, lowercase=FLAGS.lowercase,
+        max_seq_length=FLAGS.max_seq_length,
+        pack_across_documents=FLAGS.pack_across_documents, seed=FLAGS.seed)
+    info = build(config, inputs, FLAGS.output_dir, FLAGS.num_out_files,
+                 FLAGS.num_processes, FLAGS.text_field, FLAGS.overwrite,
+                 FLAGS.progress)
+    print(summary_line(info, FLAGS.output_dir))
 
 
 if __name__ == "__main__":
-  app.run(run_cli(main))
+    define_flags()
+    app.run(run_cli(main))

@@ -1,7 +1,7 @@
 r"""Learns a WordPiece vocabulary from text files.
 
-  python -m data_prep.build_vocab --input demo_out/corpus.txt \
-      --vocab_size 8000 --output demo_out/vocab.txt
+    python -m data_prep.build_vocab --input demo_out/corpus.txt \
+        --vocab_size 8000 --output demo_out/vocab.txt
 
 Text is normalized exactly as build_pretraining_dataset tokenizes it, so every
 learned piece is reachable. The reserved tokens come first:
@@ -20,71 +20,81 @@ from data_prep import text_input
 from data_prep.user_errors import UserError, run_cli
 from data_prep.vocab_file import RESERVED_TOKENS
 
-_INPUT = flags.DEFINE_list(
-    "input", None, "Text files, directories or globs (comma-separated).")
-_VOCAB_SIZE = flags.DEFINE_integer(
-    "vocab_size", 30522, "Target vocabulary size (the learner may return "
-    "slightly fewer).")
-_OUTPUT = flags.DEFINE_string("output", None, "vocab.txt to write.")
-_LOWERCASE = flags.DEFINE_boolean(
-    "lowercase", True, "Lower-case and strip accents, like BERT uncased.")
-_TEXT_FIELD = flags.DEFINE_string(
-    "text_field", "text", "Field holding the text in .jsonl inputs.")
-_MAX_LINES = flags.DEFINE_integer(
-    "max_lines", None, "Learn from at most this many lines (default: all).")
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defined on demand, so several CLI modules can be imported together."""
+    flags.DEFINE_list(
+        "input", None, "Text files, directories or globs (comma-separated).")
+    flags.DEFINE_integer(
+        "vocab_size", 30522, "Target vocabulary size (the learner may return "
+        "slightly fewer).")
+    flags.DEFINE_string("output", None, "vocab.txt to write.")
+    flags.DEFINE_boolean(
+        "lowercase", True, "Lower-case and strip accents, like BERT uncased.")
+    flags.DEFINE_string(
+        "text_field", "text", "Field holding the text in .jsonl inputs.")
+    flags.DEFINE_integer(
+        "max_lines", None, "Learn from at most this many lines (default: all).")
 
 
 def read_lines(files, text_field, max_lines=None):
-  lines = []
-  for document in text_input.read_documents(files, text_field=text_field):
-    lines.extend(document)
-    if max_lines is not None and len(lines) >= max_lines:
-      return lines[:max_lines]
-  return lines
+    lines = []
+    for document in text_input.read_documents(files, text_field=text_field):
+        lines.extend(document)
+        if max_lines is not None and len(lines) >= max_lines:
+            return lines[:max_lines]
+    return lines
 
 
 def _is_usable_piece(token):
-  # The learner can emit pieces with whitespace or control characters (from
-  # text BERT's cleanup would have removed); such a vocab line cannot be
-  # read back as one token.
-  return token and not any(
-      unicodedata.category(c)[0] in "ZC" for c in token)
+    # The learner can emit pieces with whitespace or control characters (from
+    # text BERT's cleanup would have removed); such a vocab line cannot be
+    # read back as one token.
+    return token and not any(
+        unicodedata.category(c)[0] in "ZC" for c in token)
 
 
 def learn_vocabulary(lines, vocab_size, lowercase):
-  """Returns the vocabulary as a list of tokens, reserved tokens first."""
-  import keras_hub  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from data_prep import tokenization  # pylint: disable=g-import-not-at-top
+    """Returns the vocabulary as a list of tokens, reserved tokens first."""
+    import keras_hub  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from data_prep import tokenization  # pylint: disable=g-import-not-at-top
 
-  data = tf.data.Dataset.from_tensor_slices(lines).batch(1024).map(
-      lambda x: tokenization.bert_normalize(x, lowercase))
-  vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
-      data, vocab_size, lowercase=False, strip_accents=False,
-      split=True, split_on_cjk=True,
-      reserved_tokens=list(RESERVED_TOKENS))
-  learned = [t for t in vocab[len(RESERVED_TOKENS):]
-             if _is_usable_piece(t) and t not in RESERVED_TOKENS]
-  return list(RESERVED_TOKENS) + learned
+    def normalize(batch):
+        return tokenization.bert_normalize(tokenization.bert_clean(batch),
+                                           lowercase)
+
+    data = tf.data.Dataset.from_tensor_slices(lines).batch(1024).map(normalize)
+    vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        data, vocab_size, lowercase=False, strip_accents=False,
+        split=True, split_on_cjk=True,
+        reserved_tokens=list(RESERVED_TOKENS))
+    learned = [t for t in vocab[len(RESERVED_TOKENS):]
+               if _is_usable_piece(t) and t not in RESERVED_TOKENS]
+    return list(RESERVED_TOKENS) + learned
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise UserError(f"unexpected arguments {argv[1:]}; use --input")
-  if not _INPUT.value or not _OUTPUT.value:
-    raise UserError("--input and --output are required")
-  if _VOCAB_SIZE.value <= len(RESERVED_TOKENS):
-    raise UserError(f"--vocab_size must exceed {len(RESERVED_TOKENS)}")
-  files = input_files.resolve_inputs(_INPUT.value)
-  start = time.time()
-  lines = read_lines(files.usable, _TEXT_FIELD.value, _MAX_LINES.value)
-  if not lines:
-    raise UserError("inputs contain no text; check --input")
-  vocab = learn_vocabulary(lines, _VOCAB_SIZE.value, _LOWERCASE.value)
-  atomic_files.write_text_atomically(_OUTPUT.value, "\n".join(vocab) + "\n")
-  print(f"wrote {len(vocab)} tokens to {_OUTPUT.value} "
-        f"({len(lines)} lines, {time.time() - start:.1f} s)")
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {argv[1:]}; use --input")
+    if not FLAGS.input or not FLAGS.output:
+        raise UserError("--input and --output are required")
+    if FLAGS.vocab_size <= len(RESERVED_TOKENS):
+        raise UserError(f"--vocab_size must exceed {len(RESERVED_TOKENS)}")
+    files = input_files.resolve_inputs(FLAGS.input)
+    start = time.time()
+    lines = read_lines(files.usable, FLAGS.text_field, FLAGS.max_lines)
+    if not lines:
+        raise UserError("inputs contain no text; check --input")
+    vocab = learn_vocabulary(lines, FLAGS.vocab_size, FLAGS.lowercase)
+    atomic_files.write_text_atomically(FLAGS.output, "\n".join(vocab) + "\n")
+    print(f"wrote {len(vocab)} tokens to {FLAGS.output} "
+          f"({len(lines)} lines, {time.time() - start:.1f} s)")
 
 
 if __name__ == "__main__":
-  app.run(run_cli(main))
+    define_flags()
+    app.run(run_cli(main))

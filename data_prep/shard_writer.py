@@ -4,56 +4,60 @@ import contextlib
 import glob
 import os
 
-import tensorflow as tf
 
 SHARD_PREFIX = "pretrain_data.tfrecord"
 _TEMP_PREFIX = ".tmp-"
 
 
 def shard_name(index, count):
-  # The original script's naming, so either tool's output fits the same glob.
-  return f"{SHARD_PREFIX}-{index}-of-{count}"
+    # The original script's naming, so either tool's output fits the same glob.
+    return f"{SHARD_PREFIX}-{index}-of-{count}"
 
 
-def existing_outputs(output_dir):
-  names = glob.glob(os.path.join(output_dir, SHARD_PREFIX + "-*"))
-  names += glob.glob(os.path.join(output_dir, _TEMP_PREFIX + SHARD_PREFIX + "-*"))
-  return sorted(names)
+def finished_shards(output_dir):
+    return sorted(glob.glob(os.path.join(output_dir, SHARD_PREFIX + "-*")))
+
+
+def unfinished_shards(output_dir):
+    """Temporary shards, e.g. left by a run that was killed."""
+    return sorted(glob.glob(
+        os.path.join(output_dir, _TEMP_PREFIX + SHARD_PREFIX + "-*")))
 
 
 class ShardWriter:
-  """Writes record i to shard i % num_shards under a temporary name."""
+    """Writes record i to shard i % num_shards under a temporary name."""
 
-  def __init__(self, output_dir, num_shards):
-    self._final = [os.path.join(output_dir, shard_name(i, num_shards))
-                   for i in range(num_shards)]
-    self._temp = [os.path.join(output_dir, _TEMP_PREFIX + os.path.basename(p))
-                  for p in self._final]
-    self._writers = [tf.io.TFRecordWriter(p) for p in self._temp]
-    self.counts = [0] * num_shards
-    self._next = 0
+    def __init__(self, output_dir, num_shards):
+        self._final = [os.path.join(output_dir, shard_name(i, num_shards))
+                       for i in range(num_shards)]
+        self._temp = [os.path.join(output_dir, _TEMP_PREFIX + os.path.basename(p))
+                      for p in self._final]
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        self._writers = [tf.io.TFRecordWriter(p) for p in self._temp]
+        self.counts = [0] * num_shards
+        self._next = 0
 
-  def write(self, records):
-    n = len(self._writers)
-    for record in records:
-      self._writers[self._next].write(record)
-      self.counts[self._next] += 1
-      self._next = (self._next + 1) % n
+    def write(self, records):
+        n = len(self._writers)
+        for record in records:
+            self._writers[self._next].write(record)
+            self.counts[self._next] += 1
+            self._next = (self._next + 1) % n
 
-  def _close_writers(self):
-    for writer in self._writers:
-      writer.close()
-    self._writers = []
+    def _close_writers(self):
+        for writer in self._writers:
+            writer.close()
+        self._writers = []
 
-  def commit(self):
-    """Closes every shard and gives it its final name; returns the names."""
-    self._close_writers()
-    for temp, final in zip(self._temp, self._final):
-      os.replace(temp, final)
-    return [os.path.basename(p) for p in self._final]
+    def commit(self):
+        """Closes every shard and gives it its final name; returns the names."""
+        self._close_writers()
+        for temp, final in zip(self._temp, self._final):
+            os.replace(temp, final)
+        return [os.path.basename(p) for p in self._final]
 
-  def abort(self):
-    self._close_writers()
-    for temp in self._temp:
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(temp)
+    def abort(self):
+        self._close_writers()
+        for temp in self._temp:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(temp)

@@ -16,21 +16,21 @@ MAX_DOCUMENT_CHARS = 1 << 22
 
 @dataclasses.dataclass
 class ReadStats:
-  raw_bytes_read: int = 0
-  text_bytes: int = 0
-  invalid_utf8_replaced: int = 0
-  long_lines_cut: int = 0
-  long_documents_split: int = 0
-  empty_documents: int = 0
-  bad_jsonl_records: int = 0
+    raw_bytes_read: int = 0
+    text_bytes: int = 0
+    invalid_utf8_replaced: int = 0
+    long_lines_cut: int = 0
+    long_documents_split: int = 0
+    empty_documents: int = 0
+    bad_jsonl_records: int = 0
 
 
 _replacements = [0]
 
 
 def _count_and_replace(error):
-  _replacements[0] += 1
-  return "\ufffd", error.end
+    _replacements[0] += 1
+    return "\ufffd", error.end
 
 
 # Error handlers are looked up by name; this one replaces like "replace"
@@ -39,108 +39,103 @@ codecs.register_error("data_prep_count_replace", _count_and_replace)
 
 
 def _cut(text, limit):
-  """Splits an over-long line into pieces of at most `limit` chars at whitespace."""
-  while len(text) > limit:
-    cut = text.rfind(" ", limit // 2, limit)
-    cut = limit if cut <= 0 else cut + 1
-    yield text[:cut]
-    text = text[cut:]
-  yield text
+    """Splits an over-long line into pieces of at most `limit` chars at whitespace."""
+    while len(text) > limit:
+        cut = text.rfind(" ", limit // 2, limit)
+        cut = limit if cut <= 0 else cut + 1
+        yield text[:cut]
+        text = text[cut:]
+    yield text
 
 
 def iter_lines(input_file, stats, max_line_chars=MAX_LINE_CHARS):
-  """Yields (piece, starts_line) over the decoded file, chunk by chunk."""
-  decoder = codecs.getincrementaldecoder("utf-8")(
-      errors="data_prep_count_replace")
-  pending, continuing = "", False
-  bytes_before = stats.raw_bytes_read
-  with input_file.open_binary() as stream:
-    raw = getattr(stream, "fileobj", stream)  # gzip: the compressed file
-    while True:
-      data = stream.read(_CHUNK_BYTES)
-      final = not data
-      stats.raw_bytes_read = bytes_before + raw.tell()
-      stats.text_bytes += len(data)
-      replaced_before = _replacements[0]
-      pending += decoder.decode(data, final)
-      stats.invalid_utf8_replaced += _replacements[0] - replaced_before
-      lines = pending.split("\n")
-      pending = "" if final else lines.pop()
-      for line in lines:
-        pieces = _cut(line, max_line_chars) if max_line_chars else [line]
-        for i, piece in enumerate(pieces):
-          if i == 1 and not continuing:
-            stats.long_lines_cut += 1
-          yield piece, not (continuing or i)
-        continuing = False
-      if max_line_chars and len(pending) > max_line_chars:
-        pieces = list(_cut(pending, max_line_chars))
-        pending = pieces.pop()
-        if not continuing:
-          stats.long_lines_cut += 1
-        for piece in pieces:
-          yield piece, not continuing
-          continuing = True
-      if final:
-        return
+    """Yields (piece, starts_line) over the decoded file, chunk by chunk."""
+    decoder = codecs.getincrementaldecoder("utf-8")(
+        errors="data_prep_count_replace")
+    pending, continuing = "", False
+    bytes_before = stats.raw_bytes_read
+    with input_file.open_binary() as stream:
+        raw = getattr(stream, "fileobj", stream)  # gzip: the compressed file
+        while True:
+            data = stream.read(_CHUNK_BYTES)
+            final = not data
+            stats.raw_bytes_read = bytes_before + raw.tell()
+            stats.text_bytes += len(data)
+            replaced_before = _replacements[0]
+            pending += decoder.decode(data, final)
+            stats.invalid_utf8_replaced += _replacements[0] - replaced_before
+            lines = pending.split("\n")
+            pending = "" if final else lines.pop()
+            for line in lines:
+                pieces = _cut(line, max_line_chars) if max_line_chars else [line]
+                for i, piece in enumerate(pieces):
+                    if i == 1 and not continuing:
+                        stats.long_lines_cut += 1
+                    yield piece, not (continuing or i)
+                continuing = False
+            if max_line_chars and len(pending) > max_line_chars:
+                pieces = list(_cut(pending, max_line_chars))
+                pending = pieces.pop()
+                if not continuing:
+                    stats.long_lines_cut += 1
+                for piece in pieces:
+                    yield piece, not continuing
+                    continuing = True
+            if final:
+                return
 
 
 def _text_documents(input_file, stats, keep_long_line_tail):
-  doc, chars = [], 0
-  for piece, starts_line in iter_lines(input_file, stats):
-    if not starts_line:
-      if not keep_long_line_tail:
-        continue
-      piece = piece.strip()
-      if piece:
-        doc.append(piece)
-        chars += len(piece)
-      continue
-    line = piece.strip()
-    if not line:
-      if doc:
+    doc, chars = [], 0
+    for piece, starts_line in iter_lines(input_file, stats):
+        if not starts_line and not keep_long_line_tail:
+            continue
+        line = piece.strip()
+        if not line:
+            # A blank line ends a document; a blank piece of a long line doesn't.
+            if starts_line and doc:
+                yield doc
+                doc, chars = [], 0
+            continue
+        doc.append(line)
+        chars += len(line)
+        if chars > MAX_DOCUMENT_CHARS:
+            stats.long_documents_split += 1
+            yield doc
+            doc, chars = [], 0
+    if doc:
         yield doc
-      doc, chars = [], 0
-      continue
-    doc.append(line)
-    chars += len(line)
-    if chars > MAX_DOCUMENT_CHARS:
-      stats.long_documents_split += 1
-      yield doc
-      doc, chars = [], 0
-  if doc:
-    yield doc
 
 
 def _jsonl_documents(input_file, stats, text_field):
-  for line, _ in iter_lines(input_file, stats, max_line_chars=None):
-    if not line.strip():
-      continue
-    try:
-      text = json.loads(line).get(text_field)
-    except (ValueError, AttributeError):
-      text = None
-    if not isinstance(text, str):
-      stats.bad_jsonl_records += 1
-      continue
-    doc = [l.strip() for l in text.split("\n")]
-    doc = [l for l in doc if l]
-    if doc:
-      yield doc
-    else:
-      stats.empty_documents += 1
+    for line, _ in iter_lines(input_file, stats, max_line_chars=None):
+        if not line.strip():
+            continue
+        try:
+            text = json.loads(line).get(text_field)
+        except (ValueError, AttributeError):
+            text = None
+        if not isinstance(text, str):
+            stats.bad_jsonl_records += 1
+            continue
+        doc = [l.strip() for l in text.split("\n")]
+        doc = [l for l in doc if l]
+        if doc:
+            yield doc
+        else:
+            stats.empty_documents += 1
 
 
 def read_documents(files, stats=None, text_field="text",
-                   keep_long_line_tail=False):
-  """Yields every document of every file as a list of non-blank lines.
+                                      keep_long_line_tail=False):
+    """Yields every document of every file as a list of non-blank lines.
 
-  With keep_long_line_tail False only the first piece of an over-long line
-  is kept: packing never uses more than max_seq_length tokens of one line.
-  """
-  stats = stats if stats is not None else ReadStats()
-  for input_file in files:
-    if input_file.is_jsonl:
-      yield from _jsonl_documents(input_file, stats, text_field)
-    else:
-      yield from _text_documents(input_file, stats, keep_long_line_tail)
+    With keep_long_line_tail False only the first piece of an over-long line
+    is kept: packing never uses more than max_seq_length tokens of one line.
+    """
+    stats = stats if stats is not None else ReadStats()
+    for input_file in files:
+        if input_file.is_jsonl:
+            yield from _jsonl_documents(input_file, stats, text_field)
+        else:
+            yield from _text_documents(input_file, stats, keep_long_line_tail)

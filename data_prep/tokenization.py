@@ -3,8 +3,7 @@
 tf-text's own lower-casing is ICU case folding plus NFKC (it maps "ß" to
 "ss", "ς" to "σ", "km²" to "km2"), which BERT does not do. So lower-casing,
 NFD and accent stripping are done here the way BERT does them, and
-FastBertTokenizer only cleans text, splits punctuation/CJK and applies
-WordPiece.
+FastBertTokenizer only splits punctuation/CJK and applies WordPiece.
 """
 
 import numpy as np
@@ -12,42 +11,51 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 
+def bert_clean(lines):
+    """BERT's text cleanup: tab/newline/CR become spaces; other control and
+    format characters (zero-width space, soft hyphen, BOM, U+FFFD) go.
+    FastBertTokenizer would instead treat some of them as word breaks."""
+    lines = tf.strings.regex_replace(lines, r"[\t\n\r]", " ")
+    return tf.strings.regex_replace(lines, r"[\p{Cc}\p{Cf}\x{FFFD}]", "")
+
+
 def bert_normalize(lines, lowercase):
-  """BERT's lower-casing and accent stripping, as tensor ops on a string batch."""
-  if not lowercase:
-    return lines
-  lines = tf.strings.lower(lines, encoding="utf-8")
-  lines = tf_text.normalize_utf8(lines, "NFD")
-  return tf.strings.regex_replace(lines, r"\p{Mn}", "")
+    """BERT's lower-casing and accent stripping, as tensor ops on a string batch."""
+    if not lowercase:
+        return lines
+    lines = tf.strings.lower(lines, encoding="utf-8")
+    lines = tf_text.normalize_utf8(lines, "NFD")
+    return tf.strings.regex_replace(lines, r"\p{Mn}", "")
 
 
 class WordpieceTokenizer:
-  """Turns a batch of lines into WordPiece ids (one list per line)."""
+    """Turns a batch of lines into WordPiece ids (one list per line)."""
 
-  def __init__(self, vocab_tokens, lowercase=True):
-    self._lowercase = lowercase
-    self._wordpiece = tf_text.FastBertTokenizer(
-        list(vocab_tokens),
-        token_out_type=tf.int32,
-        unknown_token="[UNK]",
-        lower_case_nfd_strip_accents=False,
-        support_detokenization=False)
-    self._tokenize_batch = tf.function(
-        self._tokenize_graph,
-        input_signature=[tf.TensorSpec([None], tf.string)])
+    def __init__(self, vocab_tokens, lowercase=True):
+        self._lowercase = lowercase
+        self._wordpiece = tf_text.FastBertTokenizer(
+            list(vocab_tokens),
+            token_out_type=tf.int32,
+            unknown_token="[UNK]",
+            lower_case_nfd_strip_accents=False,
+            support_detokenization=False)
+        self._tokenize_batch = tf.function(
+            self._tokenize_graph,
+            input_signature=[tf.TensorSpec([None], tf.string)])
 
-  def _tokenize_graph(self, lines):
-    ragged = self._wordpiece.tokenize(bert_normalize(lines, self._lowercase))
-    return ragged.flat_values, ragged.row_splits
+    def _tokenize_graph(self, lines):
+        lines = bert_normalize(bert_clean(lines), self._lowercase)
+        ragged = self._wordpiece.tokenize(lines)
+        return ragged.flat_values, ragged.row_splits
 
-  def tokenize(self, lines):
-    """Returns (ids, row_splits): line i has ids[row_splits[i]:row_splits[i+1]]."""
-    if not lines:
-      return np.zeros([0], np.int32), np.zeros([1], np.int64)
-    ids, splits = self._tokenize_batch(tf.constant(lines, tf.string))
-    return ids.numpy(), splits.numpy()
+    def tokenize(self, lines):
+        """Returns (ids, row_splits): line i has ids[row_splits[i]:row_splits[i+1]]."""
+        if not lines:
+            return np.zeros([0], np.int32), np.zeros([1], np.int64)
+        ids, splits = self._tokenize_batch(tf.constant(lines, tf.string))
+        return ids.numpy(), splits.numpy()
 
-  def tokenize_to_lists(self, lines):
-    ids, splits = self.tokenize(lines)
-    ids = ids.tolist()
-    return [ids[a:b] for a, b in zip(splits[:-1], splits[1:])]
+    def tokenize_to_lists(self, lines):
+        ids, splits = self.tokenize(lines)
+        ids = ids.tolist()
+        return [ids[a:b] for a, b in zip(splits[:-1], splits[1:])]

@@ -8,27 +8,33 @@ RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
 class Vocab:
-  """Tokens in id order plus the ids the packer needs."""
+    """Tokens in id order plus the ids the packer needs."""
 
-  def __init__(self, path):
-    self.path = path
-    try:
-      with open(path, "rb") as f:
-        raw = f.read()
-    except OSError as e:
-      raise UserError(f"cannot read vocab file {path} ({e.strerror}); "
-                      "check --vocab_file") from None
-    self.sha256 = hashlib.sha256(raw).hexdigest()
-    # Same rule as BERT's load_vocab: one token per line, surrounding
-    # whitespace stripped, so a standard vocab.txt loads unchanged.
-    self.tokens = [line.strip() for line in raw.decode("utf-8").splitlines()]
-    self.ids = {token: i for i, token in enumerate(self.tokens)}
-    missing = [t for t in RESERVED_TOKENS if t not in self.ids]
-    if missing:
-      raise UserError(f"vocab file {path} lacks {', '.join(missing)}; "
-                      "use a BERT vocab.txt or one made by data_prep.build_vocab")
-    self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (
-        self.ids[t] for t in RESERVED_TOKENS)
+    def __init__(self, path):
+        self.path = path
+        try:
+            with open(path, "rb") as f:
+                raw = f.read()
+        except OSError as e:
+            raise UserError(f"cannot read vocab file {path} ({e.strerror}); "
+                            "check --vocab_file") from None
+        self.sha256 = hashlib.sha256(raw).hexdigest()
+        # Same rule as BERT's load_vocab: one token per line, surrounding
+        # whitespace stripped, so a standard vocab.txt loads unchanged.
+        self.tokens = [line.strip() for line in raw.decode("utf-8").splitlines()]
+        self.ids = {}
+        for i, token in enumerate(self.tokens):
+            if token in self.ids:
+                raise UserError(
+                    f"vocab file {path} lists {token!r} twice (lines "
+                    f"{self.ids[token] + 1} and {i + 1}); tokens must be unique")
+            self.ids[token] = i
+        missing = [t for t in RESERVED_TOKENS if t not in self.ids]
+        if missing:
+            raise UserError(f"vocab file {path} lacks {', '.join(missing)}; "
+                            "use a BERT vocab.txt or one made by data_prep.build_vocab")
+        self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (
+            self.ids[t] for t in RESERVED_TOKENS)
 
-  def __len__(self):
-    return len(self.tokens)
+    def __len__(self):
+        return len(self.tokens)

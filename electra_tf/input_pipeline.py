@@ -1,0 +1,174 @@
+"""tf.data reader for packed pre-training TFRecords.
+
+Reads shards made by data_prep.build_pretraining_dataset or by the original
+google-research/electra script (same features: int64 input_ids, input_mask,
+segment_ids of length max_seq_length) and yields int32 batches.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
+DATASET_INFO_FILE = "dataset_info.json"
+# Every TFRecord costs 16 framing bytes besides its payload: length (8),
+# length CRC (4), data CRC (4).
+_RECORD_OVERHEAD_BYTES = 16
+
+
+def read_dataset_info(data_dir):
+    """Parsed dataset_info.json of a data directory, or None if it has none."""
+    path = os.path.join(data_dir, DATASET_INFO_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _list_files(file_pattern):
+    if isinstance(file_pattern, (list, tuple)):
+        patterns = list(file_pattern)
+    else:
+        patterns = str(file_pattern).split(",")
+    files = []
+    for pattern in (p.strip() for p in patterns):
+        if pattern:
+            files.extend(f for f in sorted(tf.io.gfile.glob(pattern))
+                         if f not in files)
+    if not files:
+        raise ValueError(f"no pre-training data files match {file_pattern!r}")
+    return files
+
+
+def _first_record(path):
+    try:
+        for record in tf.data.TFRecordDataset(path).take(1):
+            return record.numpy()
+    except tf.errors.DataLossError as e:
+        raise ValueError(f"corrupt TFRecord file {path}: {e.message}") from None
+    return None
+
+
+def _check_record(path, record, seq_length):
+    """Raises ValueError naming `path` unless the record fits `seq_length`."""
+    try:
+        features = tf.train.Example.FromString(record).features.feature
+    except Exception:  # pylint: disable=broad-except
+        raise ValueError(f"{path}: first record is not a tf.train.Example") from None
+    for name in FEATURE_NAMES:
+        if name not in features or features[name].WhichOneof("kind") != "int64_list":
+            raise ValueError(
+                f"{path}: records need int64 features {', '.join(FEATURE_NAMES)}; "
+                f"found {sorted(features)}")
+        length = len(features[name].int64_list.value)
+        if length != seq_length:
+            raise ValueError(
+                f"{path}: {name} has length {length} but seq_length is "
+                f"{seq_length}; rebuild the data with --max_seq_length {seq_length}"
+                " or train with the data's sequence length")
+
+
+def _validate_first_record(files, seq_length):
+    for path in files:
+        record = _first_record(path)
+        if record is not None:
+            _check_record(path, record, seq_length)
+            return
+    raise ValueError(f"pre-training data files {files[:3]}... hold no records")
+
+
+def _records_checked_whole(path, size):
+    """Records of one file; fails naming the file if it is corrupt or truncated.
+
+    TFRecordDataset's own DataLossError does not say which file it came from.
+    So read errors are swallowed here, and once the file ends the bytes the
+    good records account for must equal the file size, or an error naming
+    the file is raised.
+    """
+    records = tf.data.TFRecordDataset(path).ignore_errors()
+    flagged = records.map(lambda r: (r, False)).concatenate(
+        tf.data.Dataset.from_tensors((tf.constant(b""), True)))
+
+    def count_bytes(total, element):
+        record, is_end = element
+        total += tf.where(is_end, tf.constant(0, tf.int64),
+                          tf.cast(tf.strings.length(record), tf.int64) +
+                          _RECORD_OVERHEAD_BYTES)
+        return total, (record, is_end, total)
+
+    def check_at_end(record, is_end, total):
+        ok = tf.logical_or(tf.logical_not(is_end), tf.equal(total, tf.cast(size, tf.int64)))
+        with tf.control_dependencies([tf.debugging.Assert(
+            ok, ["corrupt or truncated TFRecord file", path,
+                 "- only the first", total, "of", size, "bytes hold valid records"])]):
+            return tf.identity(record), is_end
+
+    return (flagged.scan(tf.constant(0, tf.int64), count_bytes)
+            .map(check_at_end)
+            .filter(lambda record, is_end: tf.logical_not(is_end))
+            .map(lambda record, is_end: record))
+
+
+def _parse_batch(serialized, seq_length):
+    spec = {name: tf.io.FixedLenFeature([seq_length], tf.int64)
+            for name in FEATURE_NAMES}
+    parsed = tf.io.parse_example(serialized, spec)
+    return {name: tf.cast(parsed[name], tf.int32) for name in FEATURE_NAMES}
+
+
+def make_pretraining_dataset(file_pattern, batch_size, seq_length, *,
+                                                          input_context=None, shuffle=True, seed=0,
+                                                          deterministic=False, repeat=True,
+                                                          shuffle_buffer=10000, cycle_length=None):
+    """Batches of int32 [batch_size, seq_length] input_ids/input_mask/segment_ids.
+
+    Args:
+      file_pattern: a glob, comma-separated globs, or a list of them.
+      batch_size: per-replica batch size.
+      seq_length: sequence length the model expects; the first record is
+        checked against it.
+      input_context: tf.distribute.InputContext; each input pipeline then
+        reads a disjoint part of the data (files, or records when there are
+        fewer files than pipelines).
+      shuffle, seed: shuffle files and records with this seed.
+      deterministic: same element order on every run for the same seed.
+      repeat: repeat forever (epochs are reshuffled).
+      shuffle_buffer: records held by the shuffle buffer.
+      cycle_length: files read concurrently (default: up to 16).
+    """
+    files = _list_files(file_pattern)
+    _validate_first_record(files, seq_length)
+    num_pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    shard_records = num_pipelines > 1 and len(files) < num_pipelines
+    if num_pipelines > 1 and not shard_records:
+        files = files[pipeline_id::num_pipelines]
+
+    sizes = [tf.io.gfile.stat(f).length for f in files]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.constant(files, tf.string), tf.constant(sizes, tf.int64)))
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed,
+                                  reshuffle_each_iteration=True)
+    # Record sharding takes every n-th record, which partitions the data only
+    # if every pipeline sees the records in the same order.
+    ordered = deterministic or shard_records
+    dataset = dataset.interleave(
+        _records_checked_whole,
+        cycle_length=cycle_length or min(len(files), 16),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
+    if shard_records:
+        dataset = dataset.shard(num_pipelines, pipeline_id)
+    if repeat:
+        dataset = dataset.repeat()
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed,
+                                  reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    dataset = dataset.map(lambda x: _parse_batch(x, seq_length),
+                          num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=deterministic)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,72 @@
+"""build_vocab CLI, and a BERT-layout vocab.txt working like a learned one."""
+
+
+import tensorflow as tf
+
+from data_prep import block_processing
+from data_prep import build_pretraining_dataset as builder
+from data_prep import input_files
+from data_prep.vocab_file import Vocab
+from test_data_helpers import quick_vocab, run_cli, write_demo_slice
+
+
+def test_build_vocab_cli_learns_reserved_first_vocab(tmp_path):
+    corpus = write_demo_slice(tmp_path / "corpus.txt", 60)
+    out = tmp_path / "vocab.txt"
+    result = run_cli("data_prep.build_vocab", "--input", corpus,
+                     "--vocab_size", 400, "--output", out)
+    assert result.returncode == 0, result.stderr
+    tokens = out.read_text(encoding="utf-8").splitlines()
+    assert tokens[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert 200 < len(tokens) <= 400 and len(set(tokens)) == len(tokens)
+    assert "the" in tokens and any(t.startswith("##") for t in tokens)
+    assert all(t == t.lower() for t in tokens[5:])  # --lowercase default
+    assert len(Vocab(str(out))) == len(tokens)
+
+
+def test_build_vocab_cli_errors_are_one_line(tmp_path):
+    result = run_cli("data_prep.build_vocab", "--input", tmp_path / "none",
+                     "--output", tmp_path / "v.txt")
+    assert result.returncode != 0
+    assert result.stderr.strip().startswith("error: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "v.txt").exists()
+
+
+def _bert_layout(path, learned):
+    """BERT's vocab.txt layout: [PAD], [unused0..98], [UNK], [CLS], [SEP],
+    [MASK], more unused, then the wordpieces (ids 0, 100, 101, 102, 103)."""
+    tokens = (["[PAD]"] + [f"[unused{i}]" for i in range(99)] +
+              ["[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
+              [f"[unused{i}]" for i in range(99, 103)] + learned)
+    path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_bert_layout_vocab_builds_the_same_examples(tmp_path):
+    corpus = write_demo_slice(tmp_path / "corpus.txt", 40)
+    learned = quick_vocab(tmp_path / "learned.txt",
+                          open(corpus, encoding="utf-8").read())
+    pieces = open(learned, encoding="utf-8").read().splitlines()[5:]
+    bert = _bert_layout(tmp_path / "bert_vocab.txt", pieces)
+    vocab = Vocab(bert)
+    assert (vocab.pad_id, vocab.unk_id, vocab.cls_id, vocab.sep_id,
+            vocab.mask_id) == (0, 100, 101, 102, 103)
+    examples = {}
+    for name, path in (("learned", learned), ("bert", bert)):
+        config = block_processing.PackingConfig(path, True, 64, False, 0)
+        inputs = input_files.resolve_inputs([corpus])
+        info = builder.build(config, inputs, str(tmp_path / name), 1, 1,
+                             show_progress=False)
+        assert info["vocab_size"] == len(Vocab(path))
+        records = tf.data.TFRecordDataset(str(tmp_path / name /
+                                              info["shards"][0]))
+        examples[name] = [tf.train.Example.FromString(r.numpy())
+                          for r in records]
+    assert len(examples["learned"]) == len(examples["bert"]) > 0
+    offset = 103  # piece i of the learned vocab is i + 103 in the BERT one
+    for a, b in zip(examples["learned"], examples["bert"]):
+        ids_a = a.features.feature["input_ids"].int64_list.value
+        ids_b = b.features.feature["input_ids"].int64_list.value
+        specials = {0: 0, 1: 100, 2: 101, 3: 102, 4: 103}
+        assert [specials.get(i, i + offset) for i in ids_a] == list(ids_b)
