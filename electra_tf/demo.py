@@ -1,0 +1,79 @@
+r"""Shows a trained discriminator pointing at swapped words.
+
+    python -m electra_tf.demo --export_dir=demo_out/model/export/discriminator
+
+Loads the exported SavedModel (as any user would, through `serve_text`),
+feeds sentences in which one word was swapped for an implausible one, and
+prints each token with the probability that it was replaced.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+# (sentence, the word swapped in): Wikipedia-lead style, like the demo corpus.
+SWAPPED = [
+    ("the album was released in 1998 by the band and reached number one on the mountain charts .", "mountain"),
+    ("the river flows through the city and into the election .", "election"),
+    ("he was born in london and studied law at the guitar .", "guitar"),
+    ("the species is found in forests across south america and feeds on small novels .", "novels"),
+    ("the film was directed by a famous director and won several rivers .", "rivers"),
+    ("the church was built in the twelfth century and is a listed album .", "album"),
+    ("she won the election and became the first female species of the country .", "species"),
+    ("the company produces cars and trucks in germany and exports them to churches .", "churches"),
+]
+
+flags.DEFINE_string("export_dir", None, "An exported discriminator (<model_dir>/export/discriminator).")
+FLAGS = flags.FLAGS
+
+
+def swapped_word_positions(tokens, word):
+    """Indices of the WordPiece tokens that make up `word` (its first occurrence)."""
+    for start, token in enumerate(tokens):
+        if token != word[: len(token)]:
+            continue
+        text, end = token, start + 1
+        while end < len(tokens) and tokens[end].startswith("##") and len(text) < len(word):
+            text += tokens[end][2:]
+            end += 1
+        if text == word:
+            return list(range(start, end))
+    return []
+
+
+def report(tokens_batch, probabilities_batch):
+    """Prints one line per sentence; returns how many had their top token in the swapped word."""
+    hits = 0
+    for (sentence, word), tokens, probabilities in zip(SWAPPED, tokens_batch, probabilities_batch):
+        tokens = [t.decode() for t in tokens if t]
+        probabilities = probabilities[: len(tokens)]
+        swapped = swapped_word_positions(tokens, word)
+        inner = range(1, len(tokens) - 1)  # skip [CLS] and [SEP]
+        top = max(inner, key=lambda i: probabilities[i])
+        hit = top in swapped
+        hits += hit
+        shown = [f"{'*' if i in swapped else ''}{tokens[i]}({probabilities[i]:.2f})" for i in inner]
+        print(f"{'HIT ' if hit else 'miss'} {' '.join(shown)}")
+    return hits
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
+
+    if not FLAGS.export_dir or not os.path.isdir(FLAGS.export_dir):
+        sys.exit(f"error: --export_dir {FLAGS.export_dir} is not an exported model; run make demo or "
+                 "python -m electra_tf.export first")
+    model = tf.saved_model.load(FLAGS.export_dir)
+    out = model.signatures["serve_text"](tf.constant([sentence for sentence, _ in SWAPPED]))
+    print("P(replaced) per token; * marks the swapped word:")
+    hits = report(out["tokens"].numpy(), out["rtd_probabilities"].numpy())
+    print(f"the most suspicious token was the swapped word in {hits} of {len(SWAPPED)} sentences")
+
+
+if __name__ == "__main__":
+    app.run(main)
