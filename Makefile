@@ -6,6 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv test demo clean
 
+# The demo's sequence length has one home, configs/demo.flags; the data is built to match it.
+DEMO_DIR ?= demo_out
+DEMO_FLAGS := configs/demo.flags
+DEMO_SEQ := $(shell sed -n 's/^--max_seq_length=//p' $(DEMO_FLAGS))
+DEMO_VOCAB_SIZE ?= 8000
+
 venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -17,5 +23,23 @@ $(STAMP): requirements.txt requirements-dev.txt
 test: venv
 	$(PY) -m pytest -q tests
 
+$(DEMO_DIR)/wiki.txt: | $(STAMP)
+	$(PY) -m data_prep.export_corpus --output=$@
+
+$(DEMO_DIR)/vocab.txt: $(DEMO_DIR)/wiki.txt
+	$(PY) -m data_prep.build_vocab --input=$< --vocab_size=$(DEMO_VOCAB_SIZE) --output=$@
+
+$(DEMO_DIR)/data/dataset_info.json: $(DEMO_DIR)/vocab.txt $(DEMO_FLAGS)
+	$(PY) -m data_prep.build_pretraining_dataset --input=$(DEMO_DIR)/wiki.txt --vocab_file=$< \
+		--output_dir=$(DEMO_DIR)/data --max_seq_length=$(DEMO_SEQ) --num_out_files=4 --overwrite
+
+# Re-running resumes (or, once finished, only re-exports and re-shows).
+demo: $(DEMO_DIR)/data/dataset_info.json
+	$(PY) -m electra_tf.run_pretraining --flagfile=$(DEMO_FLAGS) --data_dir=$(DEMO_DIR)/data \
+		--model_dir=$(DEMO_DIR)/model
+	$(PY) -m electra_tf.demo --export_dir=$(DEMO_DIR)/model/export/discriminator
+	@echo "TensorBoard logs: tensorboard --logdir $(DEMO_DIR)/model"
+	@echo "SavedModel:       $(DEMO_DIR)/model/export/discriminator"
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DEMO_DIR)

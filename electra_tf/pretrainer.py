@@ -107,86 +107,117 @@ class ElectraPretrainer(keras.Model):
     def call(self, inputs, training=False, step=0, example_offset=0):
         """The full pre-training forward pass; returns the tensors of every stage.
 
-        `step` and `example_offset` key the randomness: the same batch at the
-        same step is masked and sampled identically.
+        `step` and `example_offset` (where this batch starts in the global
+        batch) key the randomness: the same example at the same step and
+        position is masked and sampled identically.
         """
-        config = self.config
+        return self._forward(self._mask(inputs, step, example_offset), step, training)
+
+    def _mask(self, inputs, step, example_offset):
         input_ids = tf.cast(inputs["input_ids"], tf.int32)
         input_mask = tf.cast(inputs["input_mask"], tf.int32)
-        segment_ids = tf.cast(inputs["segment_ids"], tf.int32)
         example_index = _example_index(tf.shape(input_ids)[0], example_offset)
-        masked = mask_tokens(input_ids, input_mask, config, config.seed, step, example_index)
+        masked = mask_tokens(input_ids, input_mask, self.config, self.config.seed, step, example_index)
+        return {**masked, "input_ids": input_ids, "input_mask": input_mask,
+                "segment_ids": tf.cast(inputs["segment_ids"], tf.int32), "example_index": example_index}
+
+    def _forward(self, masked, step, training):
+        config = self.config
+        input_mask, segment_ids = masked["input_mask"], masked["segment_ids"]
         mlm_logits = self.generator({
             "input_ids": masked["masked_ids"], "input_mask": input_mask, "segment_ids": segment_ids,
             "masked_lm_positions": masked["masked_lm_positions"]}, training=training)
-        outputs = {**masked, "input_ids": input_ids, "input_mask": input_mask, "mlm_logits": mlm_logits}
+        outputs = {**masked, "mlm_logits": mlm_logits}
         if self.discriminator is None:
             return outputs
-        sampled = gumbel_sample(mlm_logits, config.temperature, config.seed, step, example_index)
+        sampled = gumbel_sample(mlm_logits, config.temperature, config.seed, step, masked["example_index"])
         corrupted = scatter_at_positions(
             masked["masked_ids"], masked["masked_lm_positions"], sampled, masked["masked_lm_weights"] > 0)
         # A sample equal to the original is "original", not "replaced".
-        labels = tf.cast(tf.not_equal(corrupted, input_ids), tf.int32)
+        labels = tf.cast(tf.not_equal(corrupted, masked["input_ids"]), tf.int32)
         disc = self.discriminator({"input_ids": corrupted, "input_mask": input_mask, "segment_ids": segment_ids},
                                   training=training)
         return {**outputs, "sampled_ids": sampled, "corrupted_ids": corrupted, "rtd_labels": labels,
                 "rtd_logits": disc["logits"]}
 
-    def _compute_losses(self, outputs):
-        """Per-replica loss that sums to the global loss over replicas, and the pieces."""
+    def _denominators(self, masked_batches):
+        """Masked positions and real tokens over the whole global batch, all micro-batches included.
+
+        They depend on the inputs only, so they are known before any forward
+        pass: each micro-batch's loss is then its exact share of the global one.
+        """
+        num_masked = tf.add_n([tf.reduce_sum(m["masked_lm_weights"]) for m in masked_batches])
+        num_real = tf.add_n([tf.reduce_sum(tf.cast(m["input_mask"], tf.float32)) for m in masked_batches])
+        return tf.maximum(_global_sum(num_masked), 1.0), tf.maximum(_global_sum(num_real), 1.0)
+
+    def _compute_losses(self, outputs, num_masked, num_real):
+        """This replica's share of the global loss (shares sum to it), and the per-token pieces."""
         weights = outputs["masked_lm_weights"]
         mlm_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=outputs["masked_lm_ids"], logits=outputs["mlm_logits"])
-        num_masked = _global_sum(tf.reduce_sum(weights))
-        mlm_loss = tf.reduce_sum(mlm_losses * weights) / tf.maximum(num_masked, 1.0)
+        mlm_loss = tf.reduce_sum(mlm_losses * weights) / num_masked
         parts = {"mlm_losses": mlm_losses}
         if self.discriminator is None:
             return mlm_loss, parts
         real = tf.cast(outputs["input_mask"], tf.float32)
         rtd_losses = tf.nn.sigmoid_cross_entropy_with_logits(
             labels=tf.cast(outputs["rtd_labels"], tf.float32), logits=outputs["rtd_logits"])
-        num_real = _global_sum(tf.reduce_sum(real))
-        rtd_loss = tf.reduce_sum(rtd_losses * real) / tf.maximum(num_real, 1.0)
+        rtd_loss = tf.reduce_sum(rtd_losses * real) / num_real
         parts["rtd_losses"] = rtd_losses
         return self.config.gen_weight * mlm_loss + self.config.disc_weight * rtd_loss, parts
 
-    def train_step(self, data, example_offset=0):
-        """One optimizer update on `data`; returns the running metrics.
+    def train_step(self, data):
+        """One optimizer update; returns the running metrics.
 
-        `example_offset` is where this batch starts in the global batch
-        (non-zero only for micro-batches of an accumulated batch).
+        `data` is a batch, or a list of K micro-batches that together form
+        the batch (gradient accumulation): the update equals that of one
+        batch K times as large, randomness included.
         """
+        micro_batches = list(data) if isinstance(data, (list, tuple)) else [data]
         step = self.optimizer.iterations
-        with tf.GradientTape() as tape:
-            outputs = self(data, training=True, step=step, example_offset=example_offset)
-            loss, parts = self._compute_losses(outputs)
-            scaled_loss = self.optimizer.scale_loss(loss)
+        size = tf.shape(micro_batches[0]["input_ids"])[0]
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        masked = [self._mask(batch, step, k * size * replicas) for k, batch in enumerate(micro_batches)]
+        num_masked, num_real = self._denominators(masked)
         variables = self.trainable_variables
-        grads = tape.gradient(scaled_loss, variables)
-        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        grads, total_loss = None, 0.0
+        for batch in masked:
+            with tf.GradientTape() as tape:
+                outputs = self._forward(batch, step, training=True)
+                loss, parts = self._compute_losses(outputs, num_masked, num_real)
+                scaled_loss = self.optimizer.scale_loss(loss)
+            micro_grads = tape.gradient(scaled_loss, variables)
+            # Dense, so micro-batch gradients add (embedding gradients arrive as IndexedSlices).
+            micro_grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
+                           for g, v in zip(micro_grads, variables)]
+            grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
+            total_loss += loss
+            self._update_metrics(outputs, parts)
         grads = _global_sum(grads)
         self.grad_norm_tracker.update_state(tf.linalg.global_norm(grads) / tf.cast(self._loss_scale(), tf.float32))
         self.optimizer.apply_gradients(zip(grads, variables))
-        self._update_metrics(outputs, parts, _global_sum(loss))
+        self._metrics_by_name["loss"].update_state(_global_sum(total_loss))
         return self.get_metrics_result()
 
     def test_step(self, data):
-        outputs = self(data, training=False, step=0)
-        loss, parts = self._compute_losses(outputs)
-        self._update_metrics(outputs, parts, _global_sum(loss))
+        masked = self._mask(data, 0, 0)
+        outputs = self._forward(masked, 0, training=False)
+        loss, parts = self._compute_losses(outputs, *self._denominators([masked]))
+        self._update_metrics(outputs, parts)
+        self._metrics_by_name["loss"].update_state(_global_sum(loss))
         return self.get_metrics_result()
 
     def _loss_scale(self):
         return getattr(self.optimizer, "dynamic_scale", 1.0) if hasattr(self.optimizer, "inner_optimizer") else 1.0
 
-    def _update_metrics(self, outputs, parts, global_loss):
+    def _update_metrics(self, outputs, parts):
         m = self._metrics_by_name
         weights = outputs["masked_lm_weights"]
         real = tf.cast(outputs["input_mask"], tf.float32)
         num_real = tf.reduce_sum(real)
         original = outputs["masked_lm_ids"]
         predicted = tf.argmax(outputs["mlm_logits"], axis=-1, output_type=tf.int32)
-        m["loss"].update_state(global_loss)
         m["mlm_loss"].update_state(parts["mlm_losses"], sample_weight=weights)
         m["mlm_accuracy"].update_state(tf.cast(predicted == original, tf.float32), sample_weight=weights)
         # Ratios of sums: weight each example's ratio by its denominator.

@@ -55,6 +55,9 @@ def define_flags():
     for field in OPTIMIZER_FIELDS:
         _define(field, field.default, optimization.FIELD_HELP[field.name])
     flags.DEFINE_integer("train_batch_size", 128, "Global batch size (all replicas together).")
+    flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each global batch into this many "
+                                                       "micro-batches and sum their gradients: the same update, "
+                                                       "less memory.")
     flags.DEFINE_enum("mixed_precision", "none", list(PRECISIONS), "Compute precision; variables stay float32.")
     flags.DEFINE_boolean("jit_compile", False, "Compile the training loop with XLA.")
     flags.DEFINE_enum("distribution_strategy", "one_device", STRATEGIES, "tf.distribute strategy.")
@@ -136,7 +139,8 @@ def settings_from_flags():
     if data_length is not None and data_length != model.max_seq_length:
         raise FlagError(f"--max_seq_length {model.max_seq_length} disagrees with the data in {data_dir} "
                         f"(built with {data_length}); set --max_seq_length={data_length}")
-    for name in ("train_batch_size", "steps_per_loop", "save_checkpoints_steps", "keep_checkpoint_max",
+    for name in ("train_batch_size", "gradient_accumulation_steps", "steps_per_loop", "save_checkpoints_steps",
+                 "keep_checkpoint_max",
                  "log_every_steps", "example_every_steps"):
         if FLAGS[name].value <= 0:
             raise FlagError(f"--{name} must be positive, got {FLAGS[name].value}")

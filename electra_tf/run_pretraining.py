@@ -46,7 +46,8 @@ def main(argv):
             train_batch_size=FLAGS.train_batch_size, steps_per_loop=FLAGS.steps_per_loop,
             save_checkpoints_steps=FLAGS.save_checkpoints_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
             log_every_steps=FLAGS.log_every_steps, example_every_steps=FLAGS.example_every_steps,
-            shuffle_buffer=FLAGS.shuffle_buffer, jit_compile=FLAGS.jit_compile,
+            shuffle_buffer=FLAGS.shuffle_buffer, gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
+            jit_compile=FLAGS.jit_compile,
             precision_policy=run_flags.PRECISIONS[FLAGS.mixed_precision],
             inject_nan_at_step=FLAGS.inject_nan_at_step)
         loop = training_loop.PretrainingLoop(settings, options, strategy)

@@ -35,6 +35,7 @@ class LoopOptions:
     log_every_steps: int
     example_every_steps: int
     shuffle_buffer: int = 10000
+    gradient_accumulation_steps: int = 1
     jit_compile: bool = False
     precision_policy: str = "float32"
     inject_nan_at_step: int = 0
@@ -87,9 +88,11 @@ class PretrainingLoop:
         self.chief = is_chief(strategy)
         self.total_steps = settings.optimizer.num_train_steps
         replicas = strategy.num_replicas_in_sync
-        if options.train_batch_size % replicas:
-            raise ValueError(f"--train_batch_size {options.train_batch_size} is not divisible by the "
-                             f"{replicas} replicas; pick a multiple of {replicas}")
+        parts = replicas * options.gradient_accumulation_steps
+        if options.train_batch_size % parts:
+            raise ValueError(f"--train_batch_size {options.train_batch_size} is not divisible by the {replicas} "
+                             f"replicas x {options.gradient_accumulation_steps} accumulation steps; "
+                             f"pick a multiple of {parts}")
         if self.chief:
             run_state.start_or_check(settings.model_dir, self.config, settings.vocab_file,
                                      settings.dataset_info.get("lowercase", True))
@@ -122,11 +125,13 @@ class PretrainingLoop:
         iterator, which tf.distribute cannot checkpoint in general.
         """
         def dataset_fn(context):
+            micro_batch = self.options.train_batch_size // self.options.gradient_accumulation_steps
             dataset = make_pretraining_dataset(
-                self.pattern, context.get_per_replica_batch_size(self.options.train_batch_size),
+                self.pattern, context.get_per_replica_batch_size(micro_batch),
                 self.config.max_seq_length, input_context=context, shuffle=True, seed=self.config.seed,
                 deterministic=True, shuffle_buffer=self.options.shuffle_buffer)
-            batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
+            batches_per_step = (context.num_replicas_in_sync // context.num_input_pipelines
+                                * self.options.gradient_accumulation_steps)
             return dataset.skip(start_step * batches_per_step)
         return dataset_fn
 
@@ -141,10 +146,13 @@ class PretrainingLoop:
         step_fn = tf.function(self.model.train_step, jit_compile=self.options.jit_compile) \
             if self.options.jit_compile else self.model.train_step
 
+        accumulate = self.options.gradient_accumulation_steps
+
         @tf.function
         def loop(iterator, num_steps):
             for _ in tf.range(num_steps):
-                self.strategy.run(step_fn, args=(next(iterator),))
+                batches = [next(iterator) for _ in range(accumulate)]
+                self.strategy.run(step_fn, args=(batches if accumulate > 1 else batches[0],))
 
         return loop
 

@@ -66,7 +66,8 @@ def test_replaced_positions_and_only_they_are_labelled_replaced():
 def _grads(config, batch):
     pretrainer = ElectraPretrainer(config)
     with tf.GradientTape() as tape:
-        loss, _ = pretrainer._compute_losses(pretrainer(_tensors(batch), training=True))
+        outputs = pretrainer(_tensors(batch), training=True)
+        loss, _ = pretrainer._compute_losses(outputs, *pretrainer._denominators([outputs]))
     variables = pretrainer.trainable_variables
     grads = tape.gradient(loss, variables)
     by_id = {id(v): g for v, g in zip(variables, grads)}
