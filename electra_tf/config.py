@@ -156,6 +156,18 @@ class ElectraConfig:
 
 
 
+class BuiltFromConfig:
+    """`get_config`/`from_config` for Keras layers and models whose only argument is an ElectraConfig."""
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(ElectraConfig.from_dict(config.pop("config")), **config)
+
+
 # Help text for the flags generated from these fields (electra_tf.run_flags).
 FIELD_HELP = {
     "vocab_size": "Vocabulary size; taken from --vocab_file when one is given.",

@@ -3,7 +3,7 @@
 import keras
 import keras_hub
 
-from electra_tf.config import ElectraConfig
+from electra_tf.config import BuiltFromConfig
 
 
 def initializer(config):
@@ -11,7 +11,7 @@ def initializer(config):
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 
 
-class ElectraEmbeddings(keras.layers.Layer):
+class ElectraEmbeddings(BuiltFromConfig, keras.layers.Layer):
     """word + position + segment embeddings -> LayerNorm -> dropout.
 
     One instance is shared by the generator and the discriminator, so both
@@ -59,11 +59,3 @@ class ElectraEmbeddings(keras.layers.Layer):
 
     def compute_output_shape(self, input_ids_shape, segment_ids_shape=None):
         return tuple(input_ids_shape) + (self.config.embedding_size,)
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)

@@ -105,10 +105,9 @@ def _save_atomically(module, signatures, export_dir, vocab_file, config_json):
 def export_pretrainer(pretrainer, vocab_file, export_root, lowercase=True, export_generator=False):
     """Writes `export_root/discriminator` (and `export_root/generator`); returns the discriminator's path."""
     config = pretrainer.config
-    tower = pretrainer.discriminator or pretrainer.generator  # the MLM baseline exports its only tower
     if pretrainer.discriminator is None:
-        raise ValueError("the mlm objective has no discriminator to export; export its encoder for fine-tuning")
-    module = DiscriminatorServing(tower, load_vocab(vocab_file), config, lowercase)
+        raise ValueError("the mlm objective has no discriminator to export")
+    module = DiscriminatorServing(pretrainer.discriminator, load_vocab(vocab_file), config, lowercase)
     path = os.path.join(export_root, "discriminator")
     _save_atomically(module, {"serving_default": module.serve, "serve_text": module.serve_text},
                      path, vocab_file, config.to_json())

@@ -2,7 +2,7 @@
 
 import keras
 
-from electra_tf.config import ElectraConfig
+from electra_tf.config import BuiltFromConfig
 from electra_tf.embeddings import initializer
 from electra_tf.encoder import exact_gelu
 
@@ -57,7 +57,7 @@ class GeneratorHead(keras.layers.Layer):
         return {**super().get_config(), "config": self.config.to_dict()}
 
 
-class DiscriminatorHead(keras.layers.Layer):
+class DiscriminatorHead(BuiltFromConfig, keras.layers.Layer):
     """dense(hidden, GELU) -> dense(1): one float32 replaced-logit per token.
 
     Example:
@@ -88,11 +88,3 @@ class DiscriminatorHead(keras.layers.Layer):
 
     def compute_output_shape(self, hidden_shape):
         return tuple(hidden_shape[:-1])
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)

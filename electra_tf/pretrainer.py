@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from electra_tf.config import ElectraConfig
+from electra_tf.config import BuiltFromConfig
 from electra_tf.embeddings import ElectraEmbeddings
 from electra_tf.masking import mask_tokens, scatter_at_positions
 from electra_tf.models import ElectraDiscriminator, ElectraGenerator
@@ -30,7 +30,7 @@ def _example_index(batch_size, example_offset):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraPretrainer(keras.Model):
+class ElectraPretrainer(BuiltFromConfig, keras.Model):
     """Generator + discriminator sharing embeddings, trained by `train_step`.
 
     `train_step(batch)` takes int32 `[batch, seq]` `input_ids`, `input_mask`,
@@ -239,11 +239,3 @@ class ElectraPretrainer(keras.Model):
 
     def get_metrics_result(self):
         return {name: metric.result() for name, metric in self._metrics_by_name.items()}
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(ElectraConfig.from_dict(config.pop("config")), **config)

@@ -15,7 +15,10 @@ def split_cpu(num_devices):
 def cluster_resolver():
     """The multi-worker cluster: TF_CONFIG when set, else a SLURM allocation."""
     if os.environ.get("TF_CONFIG"):
-        json.loads(os.environ["TF_CONFIG"])  # fail here, with the variable named, if it is not JSON
+        try:
+            json.loads(os.environ["TF_CONFIG"])
+        except ValueError as e:
+            raise ValueError(f"TF_CONFIG is not valid JSON ({e}); see BUILD.md for its form") from None
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if os.environ.get("SLURM_JOB_ID"):
         return tf.distribute.cluster_resolver.SlurmClusterResolver()

@@ -1,9 +1,12 @@
 import os
+import subprocess
 import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+CLI_ENV = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -36,3 +39,24 @@ def random_batch(config, batch_size, seed=0, min_len=None):
         mask[row, :length] = 1
         segments[row, split + 1:length] = 1
     return {"input_ids": ids, "input_mask": mask, "segment_ids": segments}
+
+
+def run_module(module, *args, timeout=300, check=True, env=None):
+    """Runs `python -m module args` from the repository root, as a user would."""
+    result = subprocess.run([sys.executable, "-m", module, *map(str, args)], env=env or CLI_ENV, cwd=ROOT,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode:
+        raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def pretraining_data(tmp_path_factory):
+    """TFRecords (seq 64, 2 shards) from the first 300 documents of the demo corpus."""
+    root = tmp_path_factory.mktemp("pretraining_data")
+    text = root / "wiki.txt"
+    run_module("data_prep.export_corpus", f"--output={text}", "--max_documents=300")
+    run_module("data_prep.build_vocab", f"--input={text}", "--vocab_size=1500", f"--output={root / 'vocab.txt'}")
+    run_module("data_prep.build_pretraining_dataset", f"--input={text}", f"--vocab_file={root / 'vocab.txt'}",
+               f"--output_dir={root / 'data'}", "--max_seq_length=64", "--num_out_files=2")
+    return str(root / "data")

@@ -12,30 +12,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+from conftest import CLI_ENV, ROOT
+from conftest import run_module as _run
+
 SCALARS = {"loss", "mlm_loss", "mlm_accuracy", "sampled_accuracy", "rtd_loss", "rtd_accuracy", "rtd_precision",
            "rtd_recall", "rtd_auc", "masked_fraction", "replaced_fraction", "learning_rate", "grad_norm",
            "examples_per_second", "tokens_per_second", "seconds_per_step"}
 
 
-def _run(module, *args, timeout=300, check=True):
-    result = subprocess.run([sys.executable, "-m", module, *args], env=ENV, cwd=ROOT, capture_output=True,
-                            text=True, timeout=timeout)
-    if check and result.returncode:
-        raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
-
-
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    text = root / "wiki.txt"
-    _run("data_prep.export_corpus", f"--output={text}", "--max_documents=300")
-    _run("data_prep.build_vocab", f"--input={text}", "--vocab_size=1500", f"--output={root / 'vocab.txt'}")
-    _run("data_prep.build_pretraining_dataset", f"--input={text}", f"--vocab_file={root / 'vocab.txt'}",
-         f"--output_dir={root / 'data'}", "--max_seq_length=64", "--num_out_files=2")
-    return str(root / "data")
+def data_dir(pretraining_data):
+    return pretraining_data
 
 
 def _flags(data_dir, model_dir, steps, *extra):
@@ -105,12 +92,29 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
     assert out["pooled"] == [2, 64] and out["seq"] == [1, 6, 64]
     assert out["p_raw"][4:] == [0.0, 0.0]  # padding gets no probability
 
+    # The export command, from an older checkpoint, with the generator.
+    exported = tmp_path / "exported"
+    _run("electra_tf.export", f"--model_dir={model_dir}", f"--checkpoint={model_dir}/checkpoints/ckpt-10",
+         f"--export_dir={exported}", "--export_generator")
+    generator = tf.saved_model.load(str(exported / "generator")).signatures["serving_default"]
+    ids = tf.constant([[2, 40, 4, 3]], tf.int32)
+    logits = generator(input_ids=ids, input_mask=tf.ones_like(ids), segment_ids=tf.zeros_like(ids),
+                       masked_lm_positions=tf.constant([[2]], tf.int32))["logits"]
+    vocab_size = json.loads((model_dir / "run_config.json").read_text())["electra_config"]["vocab_size"]
+    assert logits.shape == (1, 1, vocab_size)
+    inputs = dict(input_ids=ids, input_mask=tf.ones_like(ids), segment_ids=tf.zeros_like(ids))
+    at_10 = tf.saved_model.load(str(exported / "discriminator")).signatures["serving_default"](**inputs)
+    at_30 = tf.saved_model.load(str(export_dir)).signatures["serving_default"](**inputs)
+    assert not np.allclose(at_10["rtd_probabilities"], at_30["rtd_probabilities"])  # it exported ckpt-10
+    missing = _run("electra_tf.export", f"--model_dir={tmp_path / 'nothing'}", check=False)
+    assert missing.returncode != 0 and "run_config.json" in missing.stderr
+
 
 def test_sigterm_writes_a_checkpoint_that_resumes(data_dir, tmp_path):
     model_dir = tmp_path / "run"
     process = subprocess.Popen([sys.executable, "-m", "electra_tf.run_pretraining",
                                 *_flags(data_dir, model_dir, 100000, "--save_checkpoints_steps=100000")],
-                               env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               env=CLI_ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not os.path.exists(model_dir / "train"):

@@ -1,0 +1,164 @@
+"""Topology independence: one device, two replicas, two workers and gradient accumulation agree."""
+
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import CLI_ENV, ROOT
+
+SCRIPT = os.path.join(ROOT, "tests", "topology_run.py")
+
+
+def _topology(tmp_path, mode, accumulation=1, env=None):
+    out = tmp_path / f"{mode}-{accumulation}.npz"
+    result = subprocess.run([sys.executable, SCRIPT, mode, str(out), str(accumulation)], env=env or CLI_ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(out)
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _worker_envs(ports):
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    return [{**CLI_ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+            for i in range(len(ports))]
+
+
+def _run_workers(commands, envs, timeout=300):
+    """Starts one process per worker, waits for all, and always reaps them."""
+    processes = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for cmd, env in zip(commands, envs)]
+    try:
+        outputs = [p.communicate(timeout=timeout) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+    return [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs)]
+
+
+def _assert_same(a, b, tolerance=1e-5):
+    np.testing.assert_allclose(a["losses"], b["losses"], atol=tolerance, rtol=0)
+    weights = [k for k in a.files if k.startswith("w/")]
+    assert weights and weights == [k for k in b.files if k.startswith("w/")]
+    for k in weights:
+        np.testing.assert_allclose(a[k], b[k], atol=tolerance, rtol=0, err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory):
+    return _topology(tmp_path_factory.mktemp("one_device"), "one_device")
+
+
+def test_two_replicas_match_one_device(one_device, tmp_path):
+    mirrored = _topology(tmp_path, "mirrored")
+    _assert_same(one_device, mirrored)
+    assert one_device["losses"][-1] != one_device["losses"][0]  # it did train
+
+
+def test_gradient_accumulation_matches_one_big_batch(one_device, tmp_path):
+    _assert_same(one_device, _topology(tmp_path, "one_device", accumulation=2))
+
+
+def test_two_workers_match_one_device(one_device, tmp_path):
+    outs = [tmp_path / f"worker{i}.npz" for i in range(2)]
+    results = _run_workers([[sys.executable, SCRIPT, "multi_worker", str(out)] for out in outs],
+                           _worker_envs(_free_ports(2)))
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    first, second = (np.load(out) for out in outs)
+    _assert_same(first, second, tolerance=0)
+    _assert_same(one_device, first)
+
+
+def test_run_pretraining_on_two_workers_only_the_chief_writes(pretraining_data, tmp_path):
+    model_dir = tmp_path / "run"
+    flags = [f"--data_dir={pretraining_data}", f"--model_dir={model_dir}", "--model_size=tiny",
+             "--max_seq_length=64", "--train_batch_size=8", "--num_train_steps=10", "--num_warmup_steps=2",
+             "--steps_per_loop=5", "--save_checkpoints_steps=5", "--log_every_steps=5",
+             "--distribution_strategy=multi_worker_mirrored"]
+    command = [sys.executable, "-m", "electra_tf.run_pretraining", *flags]
+    results = _run_workers([command, command], _worker_envs(_free_ports(2)))
+    for code, out, err in results:
+        assert code == 0, err[-3000:]
+        assert "trained to step 10" in out
+    assert "exported the discriminator" in results[0][1] and "exported" not in results[1][1]
+    assert sorted(os.listdir(model_dir)) == ["checkpoints", "export", "run_config.json", "train", "vocab.txt"]
+    assert len(glob.glob(f"{model_dir}/train/events.out.tfevents.*")) == 1
+    assert len(glob.glob(f"{model_dir}/checkpoints/ckpt-*.index")) == 2
+
+
+def test_input_is_split_between_workers_without_overlap(pretraining_data):
+    import tensorflow as tf
+
+    from electra_tf.input_pipeline import make_pretraining_dataset
+
+    pattern = os.path.join(pretraining_data, "pretrain_data.tfrecord*")
+    seen = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker, num_replicas_in_sync=2)
+        data = make_pretraining_dataset(pattern, 1, 64, input_context=context, shuffle=False, repeat=False)
+        seen.append([tuple(b["input_ids"].numpy()[0]) for b in data])
+    everything = [tuple(b["input_ids"].numpy()[0])
+                  for b in make_pretraining_dataset(pattern, 1, 64, shuffle=False, repeat=False)]
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == sorted(everything)
+
+
+def test_tpu_strategy_is_built_from_the_flags(monkeypatch):
+    import tensorflow as tf
+
+    from electra_tf import strategies
+
+    calls = []
+
+    class FakeResolver:
+        def __init__(self, tpu):
+            calls.append(("resolver", tpu))
+
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", FakeResolver)
+    monkeypatch.setattr(tf.config, "experimental_connect_to_cluster", lambda r: calls.append(("connect", r)))
+    monkeypatch.setattr(tf.tpu.experimental, "initialize_tpu_system", lambda r: calls.append(("initialize", r)))
+    monkeypatch.setattr(tf.distribute, "TPUStrategy", lambda r: ("strategy", r))
+    strategy = strategies.make_strategy("tpu", tpu="my-tpu")
+    assert calls[0] == ("resolver", "my-tpu")
+    resolver = strategy[1]
+    assert calls[1:] == [("connect", resolver), ("initialize", resolver)]
+    with pytest.raises(ValueError, match="needs --tpu"):
+        strategies.make_strategy("tpu")
+
+
+def test_multi_worker_cluster_comes_from_tf_config_or_slurm(monkeypatch):
+    import tensorflow as tf
+
+    from electra_tf import strategies
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with pytest.raises(ValueError, match="set TF_CONFIG"):
+        strategies.cluster_resolver()
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        strategies.cluster_resolver()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    assert isinstance(strategies.cluster_resolver(), tf.distribute.cluster_resolver.TFConfigClusterResolver)
+    monkeypatch.delenv("TF_CONFIG")
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.setattr(tf.distribute.cluster_resolver, "SlurmClusterResolver", lambda: "slurm")
+    assert strategies.cluster_resolver() == "slurm"
