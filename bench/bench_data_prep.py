@@ -172,21 +172,13 @@ def _fidelity(args, corpus_dir, vocab):
 
 
 def _parity(corpus_dir, vocab):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers  # pylint: disable=import-outside-toplevel
+    from data_prep.bert_reference import reference_ids  # pylint: disable=import-outside-toplevel
     from data_prep.tokenization import WordpieceTokenizer  # pylint: disable=import-outside-toplevel
     from data_prep.vocab_file import Vocab  # pylint: disable=import-outside-toplevel
     tokens = Vocab(vocab).tokens
     with open(os.path.join(corpus_dir, "corpus.txt"), encoding="utf-8") as f:
         lines = [line.strip() for line in f if line.strip()]
-    reference = Tokenizer(models.WordPiece(
-        {t: i for i, t in enumerate(tokens)}, unk_token="[UNK]",
-        max_input_chars_per_word=100))
-    reference.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=True,
-        lowercase=True)
-    reference.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    expected = [e.ids for e in reference.encode_batch(
-        lines, add_special_tokens=False)]
+    expected = reference_ids(tokens, lines)
     ours = WordpieceTokenizer(tokens).tokenize_to_lists(lines)
     same = sum(a == b for a, b in zip(ours, expected))
     return {"lines": len(lines), "identical_lines": same,

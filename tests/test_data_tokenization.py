@@ -1,10 +1,10 @@
 """tf-text tokenization against the `tokenizers` package's BERT WordPiece."""
 
 import pytest
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from data_prep import build_vocab
 from data_prep import export_corpus
+from data_prep.bert_reference import reference_ids
 from data_prep.tokenization import WordpieceTokenizer
 
 TRICKY_LINES = [
@@ -18,17 +18,6 @@ TRICKY_LINES = [
 ]
 
 
-def _reference(vocab):
-    tokenizer = Tokenizer(models.WordPiece(
-        {token: i for i, token in enumerate(vocab)}, unk_token="[UNK]",
-        max_input_chars_per_word=100))
-    tokenizer.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=True,
-        lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    return tokenizer
-
-
 @pytest.fixture(scope="module")
 def learned_vocab():
     lines = [line for doc in export_corpus.demo_documents(300) for line in doc]
@@ -39,8 +28,7 @@ def test_ids_match_bert_reference_on_demo_sample(learned_vocab):
     docs = list(export_corpus.demo_documents())
     sample = [line for doc in docs[::5] for line in doc]  # ~2,000 documents
     ours = WordpieceTokenizer(learned_vocab).tokenize_to_lists(sample)
-    reference = [e.ids for e in _reference(learned_vocab).encode_batch(
-        sample, add_special_tokens=False)]
+    reference = reference_ids(learned_vocab, sample)
     mismatches = [i for i, (a, b) in enumerate(zip(ours, reference)) if a != b]
     assert len(sample) > 2000
     assert len(mismatches) / len(sample) <= 0.001, mismatches[:5]
@@ -54,8 +42,7 @@ def test_ids_match_bert_reference_on_tricky_text(learned_vocab):
         {c for line in TRICKY_LINES for c in line.lower()
          if c.strip() and c not in learned_vocab})
     ours = WordpieceTokenizer(vocab).tokenize_to_lists(TRICKY_LINES)
-    reference = [e.ids for e in _reference(vocab).encode_batch(
-        TRICKY_LINES, add_special_tokens=False)]
+    reference = reference_ids(vocab, TRICKY_LINES)
     for line, a, b in zip(TRICKY_LINES, ours, reference):
         assert a == b, (line, [vocab[i] for i in a], [vocab[i] for i in b])
 
