@@ -12,7 +12,8 @@ TOWERS = ("discriminator", "generator")
 def exact_gelu(x):
     # BERT's and the original ELECTRA's erf GELU. keras-hub's own ELECTRA
     # uses the tanh approximation, which breaks parity with checkpoints.
-    return keras.activations.gelu(x, approximate=False)
+    # Computed in float32: TF's bfloat16 erf on CPU was ~12x slower (bench/RESULTS.md).
+    return keras.ops.cast(keras.activations.gelu(keras.ops.cast(x, "float32"), approximate=False), x.dtype)
 
 
 class ElectraEncoder(keras.layers.Layer):

@@ -46,7 +46,8 @@ class GeneratorHead(keras.layers.Layer):
     def call(self, hidden):
         x = self.layer_norm(self.dense(hidden))
         logits = self.word_embeddings(x, reverse=True)
-        return keras.ops.cast(logits, "float32") + self.output_bias
+        # Under a mixed policy an eager read of the bias is autocast to the compute dtype.
+        return keras.ops.cast(logits, "float32") + keras.ops.cast(self.output_bias, "float32")
 
     def compute_output_shape(self, hidden_shape):
         return tuple(hidden_shape[:-1]) + (self.config.vocab_size,)

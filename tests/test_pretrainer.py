@@ -148,6 +148,15 @@ def test_bfloat16_xla_and_float16_give_finite_losses_close_to_float32():
     np.testing.assert_allclose(fp16, reference, rtol=0.03)
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_towers_run_eagerly_under_mixed_precision(policy):
+    keras.mixed_precision.set_dtype_policy(policy)
+    pretrainer = ElectraPretrainer(TINY)
+    outputs = pretrainer(_tensors(random_batch(TINY, 2)), training=False)  # eager, as the example summary runs
+    assert outputs["mlm_logits"].dtype == tf.float32 and outputs["rtd_logits"].dtype == tf.float32
+    assert np.isfinite(outputs["rtd_logits"].numpy()).all()
+
+
 def test_keras_fit_drives_the_same_train_step():
     pretrainer = _compiled()
     data = tf.data.Dataset.from_tensors(random_batch(TINY, 8)).repeat(3)
