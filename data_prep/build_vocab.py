@@ -64,8 +64,7 @@ def learn_vocabulary(lines, vocab_size, lowercase):
     from data_prep import tokenization  # pylint: disable=g-import-not-at-top
 
     def normalize(batch):
-        return tokenization.bert_normalize(tokenization.bert_clean(batch),
-                                           lowercase)
+        return tokenization.bert_preprocess(batch, lowercase)
 
     data = tf.data.Dataset.from_tensor_slices(lines).batch(1024).map(normalize)
     vocab = keras_hub.tokenizers.compute_word_piece_vocabulary(

@@ -28,24 +28,37 @@ def bert_normalize(lines, lowercase):
     return tf.strings.regex_replace(lines, r"\p{Mn}", "")
 
 
+def bert_preprocess(lines, lowercase):
+    """Everything BERT does to text before splitting it: cleanup, then lower-casing and accents."""
+    return bert_normalize(bert_clean(lines), lowercase)
+
+
+def fast_bert_tokenizer(vocab_tokens):
+    """tf-text's splitter + WordPiece, to be fed text that went through bert_preprocess.
+
+    The one tokenizer of the project: data preparation and the exported
+    SavedModel's serve_text both use it, so serving sees the ids training saw.
+    """
+    return tf_text.FastBertTokenizer(
+        list(vocab_tokens),
+        token_out_type=tf.int32,
+        unknown_token="[UNK]",
+        lower_case_nfd_strip_accents=False,
+        support_detokenization=False)
+
+
 class WordpieceTokenizer:
     """Turns a batch of lines into WordPiece ids (one list per line)."""
 
     def __init__(self, vocab_tokens, lowercase=True):
         self._lowercase = lowercase
-        self._wordpiece = tf_text.FastBertTokenizer(
-            list(vocab_tokens),
-            token_out_type=tf.int32,
-            unknown_token="[UNK]",
-            lower_case_nfd_strip_accents=False,
-            support_detokenization=False)
+        self._wordpiece = fast_bert_tokenizer(vocab_tokens)
         self._tokenize_batch = tf.function(
             self._tokenize_graph,
             input_signature=[tf.TensorSpec([None], tf.string)])
 
     def _tokenize_graph(self, lines):
-        lines = bert_normalize(bert_clean(lines), self._lowercase)
-        ragged = self._wordpiece.tokenize(lines)
+        ragged = self._wordpiece.tokenize(bert_preprocess(lines, self._lowercase))
         return ragged.flat_values, ragged.row_splits
 
     def tokenize(self, lines):

@@ -19,8 +19,8 @@ import tempfile
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from data_prep.tokenization import bert_preprocess, fast_bert_tokenizer
 from electra_tf import run_state
-from electra_tf.tokenization import bert_normalize
 from electra_tf.vocab import load_vocab
 
 
@@ -38,9 +38,7 @@ class DiscriminatorServing(tf.Module):
         self.cls_id, self.sep_id = config.cls_id, config.sep_id
         self.lowercase = lowercase
         self.vocab = tf.constant(vocab_tokens)
-        self.tokenizer = tf_text.FastBertTokenizer(
-            vocab_tokens, token_out_type=tf.int32, unknown_token="[UNK]",
-            lower_case_nfd_strip_accents=False, support_detokenization=False)
+        self.tokenizer = fast_bert_tokenizer(vocab_tokens)
 
     def _encode(self, input_ids, input_mask, segment_ids):
         out = self.discriminator(
@@ -56,7 +54,7 @@ class DiscriminatorServing(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def serve_text(self, text):
-        pieces = self.tokenizer.tokenize(bert_normalize(text, self.lowercase))
+        pieces = self.tokenizer.tokenize(bert_preprocess(text, self.lowercase))
         pieces = pieces[:, : self.max_seq_length - 2]
         rows = pieces.nrows()
         cls = tf.fill([rows, 1], self.cls_id)

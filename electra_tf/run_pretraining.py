@@ -9,6 +9,7 @@ exported to <model_dir>/export/discriminator.
 """
 
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the console for progress and errors
@@ -57,9 +58,12 @@ def main(argv):
         ended = loop.run()
     except training_loop.NonFiniteLoss as e:
         _fail(str(e), training_loop.EXIT_NON_FINITE)
-    except tf.errors.DataLossError as e:
-        _fail(f"corrupt training data ({e.message.splitlines()[0]}); rebuild the shards with "
-              "data_prep.build_pretraining_dataset. Checkpoints so far are intact", 1)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        corrupt = re.search(r"corrupt or truncated TFRecord file\]\s*\[([^\]]+)\]", e.message)
+        if not corrupt:
+            raise
+        _fail(f"corrupt or truncated TFRecord file {corrupt.group(1)}; rebuild the data with "
+              "data_prep.build_pretraining_dataset and re-run to resume (checkpoints so far are intact)", 1)
     if ended != "done":
         return
     print(f"trained to step {loop.step}; TensorBoard logs: tensorboard --logdir {settings.model_dir}", flush=True)

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the ops the exported serve_text uses)
 
 from conftest import CLI_ENV, ROOT
 from conftest import run_module as _run
@@ -72,7 +74,8 @@ def test_train_resume_summaries_and_export(data_dir, tmp_path):
 import sys, json
 import tensorflow as tf, tensorflow_text  # noqa: F401
 model = tf.saved_model.load(sys.argv[1])
-text = model.signatures["serve_text"](tf.constant(["the city is large .", "a river"]))
+# A zero-width space inside "city": BERT's cleanup removes it, as data preparation did.
+text = model.signatures["serve_text"](tf.constant(["the ci\\u200bty is large .", "a river"]))
 ids = tf.constant([[2, 40, 41, 3, 0, 0]], tf.int32)
 raw = model.signatures["serving_default"](input_ids=ids, input_mask=tf.cast(ids > 0, tf.int32),
                                           segment_ids=tf.zeros_like(ids))
@@ -145,6 +148,24 @@ def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_di
         value = reader.get_tensor(name)
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
             assert np.isfinite(value).all(), name
+
+
+def test_corrupt_shard_stops_with_the_file_named(data_dir, tmp_path):
+    corrupt_dir = tmp_path / "data"
+    shutil.copytree(data_dir, corrupt_dir)
+    shard = sorted(glob.glob(f"{corrupt_dir}/pretrain_data.tfrecord*"))[0]
+    size = os.path.getsize(shard)
+    with open(shard, "r+b") as f:
+        f.truncate(size - 100)  # cut inside the last record
+    model_dir = tmp_path / "run"
+    # A small shuffle buffer reads the shards gradually, so the cut is met mid-run.
+    result = _run("electra_tf.run_pretraining",
+                  *_flags(str(corrupt_dir), model_dir, 200, "--save_checkpoints_steps=5", "--shuffle_buffer=8"),
+                  check=False)
+    assert result.returncode == 1
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1 and "corrupt or truncated TFRecord file" in errors[0] and shard in errors[0], errors
+    assert _checkpoint_steps(model_dir)  # what was trained before is kept
 
 
 @pytest.mark.parametrize("extra,message", [
