@@ -89,7 +89,10 @@ def test_gradient_isolation_between_towers():
 
 
 def test_tiny_model_overfits_one_batch():
-    pretrainer = _compiled(learning_rate=2e-3, steps=400)
+    # 5e-4: at 2e-3 the generator memorises the batch and the discriminator
+    # stays at the base rate while the loss still halves (measured on 4 seeds).
+    keras.utils.set_random_seed(0)
+    pretrainer = _compiled(learning_rate=5e-4, steps=400)
     batch = _tensors(random_batch(TINY, 16, seed=3))
     step = tf.function(pretrainer.train_step)
     first = float(step(batch)["loss"])
@@ -99,7 +102,9 @@ def test_tiny_model_overfits_one_batch():
     for _ in range(20):
         metrics = step(batch)
     assert float(metrics["loss"]) < first / 2
-    assert float(metrics["rtd_accuracy"]) > 1 - float(metrics["replaced_fraction"])
+    base_rate = 1 - float(metrics["replaced_fraction"])
+    assert float(metrics["rtd_accuracy"]) > base_rate + 0.05
+    assert float(metrics["rtd_auc"]) > 0.9
 
 
 def test_mlm_objective_trains_one_discriminator_sized_masked_lm():
