@@ -17,7 +17,6 @@ Measures, on the demo corpus and this machine, in one run:
 """
 
 import argparse
-import glob
 import json
 import os
 import platform

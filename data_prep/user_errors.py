@@ -3,8 +3,11 @@
 import sys
 
 
-class UserError(Exception):
-    """A problem with the command line or the inputs; the message says what to do."""
+class UserError(ValueError):
+    """A problem with the command line or the inputs; the message says what to do.
+
+    A ValueError, so library callers (electra_tf's runner) report it like their own.
+    """
 
 
 def run_cli(main_fn):

@@ -7,21 +7,41 @@ from data_prep.user_errors import UserError
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 
+def _read_bytes(path):
+    if "://" not in str(path):
+        # Plain open for local files: the data CLIs then reject bad inputs
+        # before TensorFlow starts (and prints its start-up lines).
+        with open(path, "rb") as f:
+            return f.read()
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    try:  # gs:// and other remote file systems (TPU runs keep data in buckets)
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+    except tf.errors.OpError as e:
+        raise OSError(e.message) from None
+
+
 class Vocab:
     """Tokens in id order plus the ids the packer needs."""
 
     def __init__(self, path):
         self.path = path
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
+            raw = _read_bytes(path)
         except OSError as e:
-            raise UserError(f"cannot read vocab file {path} ({e.strerror}); "
+            raise UserError(f"cannot read vocab file {path} ({e.strerror or e}); "
                             "check --vocab_file") from None
         self.sha256 = hashlib.sha256(raw).hexdigest()
-        # Same rule as BERT's load_vocab: one token per line, surrounding
-        # whitespace stripped, so a standard vocab.txt loads unchanged.
-        self.tokens = [line.strip() for line in raw.decode("utf-8").splitlines()]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"vocab file {path} is not UTF-8 ({e.reason} at byte {e.start}); "
+                            "give a WordPiece vocab.txt") from None
+        # Same rule as BERT's load_vocab: one token per "\n"-terminated line
+        # (not str.splitlines, which also splits on U+2028 and friends),
+        # surrounding whitespace stripped, so a standard vocab.txt loads unchanged.
+        self.tokens = [line.strip() for line in text.rstrip("\n").split("\n")]
         self.ids = {}
         for i, token in enumerate(self.tokens):
             if token in self.ids:

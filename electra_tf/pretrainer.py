@@ -209,7 +209,8 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         return self.get_metrics_result()
 
     def _loss_scale(self):
-        return getattr(self.optimizer, "dynamic_scale", 1.0) if hasattr(self.optimizer, "inner_optimizer") else 1.0
+        # Only Keras' LossScaleOptimizer (mixed_float16) scales the loss.
+        return getattr(self.optimizer, "dynamic_scale", 1.0)
 
     def _update_metrics(self, outputs, parts):
         m = self._metrics_by_name

@@ -240,18 +240,15 @@ class PretrainingLoop:
                     window_start, window_steps = time.time(), 0
                 if self.step // self.options.example_every_steps > before // self.options.example_every_steps:
                     self._write_example()
-                if self.step % self.options.save_checkpoints_steps == 0 or self.step == self.total_steps:
+                if (self.step % self.options.save_checkpoints_steps == 0 or self.step == self.total_steps
+                        or stop.received):
                     self._save()
                 if stop.received:
-                    self._save()
                     progress.finish()
                     print(f"stopped by {stop.received} at step {self.step}; checkpoint written to "
                           f"{self.manager.latest_checkpoint}. Re-run the same command to resume.", flush=True)
                     return stop.received
-            progress.finish()
-            if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(
-                    f"-{self.step}"):
-                self._save()
+            progress.finish()  # the loop saved at num_train_steps
             return "done"
         finally:
             stop.restore()
