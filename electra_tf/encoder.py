@@ -89,6 +89,14 @@ class ElectraEncoder(keras.layers.Layer):
     def compute_output_shape(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
         return tuple(input_ids_shape) + (self.hidden_size,)
 
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        # Keras 3 gives tf.train.Checkpoint the layers held in attributes but
+        # not those in a list, so without this the blocks were not saved.
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "checkpoint":
+            children.update({f"layer_{i}": block for i, block in enumerate(self.blocks)})
+        return children
+
     def get_config(self):
         return {
             **super().get_config(),

@@ -88,8 +88,14 @@ def restore_pretrainer(state, checkpoint=None):
     if not checkpoint:
         raise FileNotFoundError(f"no checkpoint in {state.checkpoint_dir}; train first or pass --checkpoint")
     pretrainer = ElectraPretrainer(state.config)
+    # Training checkpoints also reach every trainable variable through the
+    # optimizer's list of them; those written before the encoder's blocks
+    # were tracked (encoder.py) reach the blocks only that way.
+    optimizer_view = tf.Module()
+    optimizer_view._trainable_variables = list(pretrainer.trainable_variables)
     try:
-        tf.train.Checkpoint(model=pretrainer).read(checkpoint).expect_partial().assert_existing_objects_matched()
+        (tf.train.Checkpoint(model=pretrainer, optimizer=optimizer_view).read(checkpoint).expect_partial()
+         .assert_existing_objects_matched())
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, AssertionError, ValueError) as e:
         raise ValueError(f"cannot restore {checkpoint} into the recorded model config ({str(e).splitlines()[0]})")
     return pretrainer

@@ -1,0 +1,175 @@
+r"""Converts ELECTRA checkpoints between Hugging Face, the original TF1 code, keras-hub and electra-tf.
+
+Import (the output is a model_dir that run_pretraining continues from):
+
+    python -m electra_tf.convert_checkpoint --hf_discriminator=electra-small-discriminator \
+        --hf_generator=electra-small-generator --output_dir=runs/electra_small
+    python -m electra_tf.convert_checkpoint --tf1_checkpoint=electra_small --output_dir=runs/electra_small
+
+Export (from a model_dir of run_pretraining or of an import):
+
+    python -m electra_tf.convert_checkpoint --model_dir=runs/electra_small --to_hf=hf/electra_small
+    python -m electra_tf.convert_checkpoint --model_dir=runs/electra_small --to_keras_hub=keras_hub/electra_small
+
+Every output directory is written beside its destination and renamed into
+place when complete; a mistake in the input stops the run with one line
+`error: <what>; <what to do>` and nothing written.
+"""
+
+import dataclasses
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the console for the report and errors
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from absl import app, flags, logging  # noqa: E402
+
+from data_prep.user_errors import UserError, run_cli  # noqa: E402
+from electra_tf.atomic_output import atomic_directory, check_free  # noqa: E402
+
+
+# Every flag, as (definer, help); each is also a field of Options. All default to None: "not given".
+FLAG_HELP = {
+    "hf_discriminator": (flags.DEFINE_string, "Import: Hugging Face ElectraForPreTraining directory "
+                                              "(config.json + model.safetensors)."),
+    "hf_generator": (flags.DEFINE_string, "Import: Hugging Face ElectraForMaskedLM directory of the same pair "
+                                          "(optional; without it the generator starts from random init)."),
+    "tf1_checkpoint": (flags.DEFINE_string, "Import: original google-research/electra checkpoint prefix, or the "
+                                            "directory holding it."),
+    "output_dir": (flags.DEFINE_string, "Import: the model_dir to create (must not exist or be empty)."),
+    "vocab_file": (flags.DEFINE_string, "Import: the model's vocab.txt (default: vocab.txt in the HF "
+                                        "discriminator directory or beside the TF1 checkpoint)."),
+    "lowercase": (flags.DEFINE_boolean, "Import: whether the model's text is lower-cased (default: HF "
+                                        "tokenizer_config.json's do_lower_case, else true)."),
+    "max_seq_length": (flags.DEFINE_integer, "Import: sequence length to record for continued pre-training "
+                                             "(default: the paper size's, at most max_position_embeddings)."),
+    "num_heads": (flags.DEFINE_integer, "Import from TF1: attention heads, which TF1 checkpoints do not record "
+                                        "(default: the original's hidden_size // 64)."),
+    "generator_hidden_size": (flags.DEFINE_float, "Import without a generator: the new generator's size as a "
+                                                  "fraction of the discriminator's (default: the paper size's)."),
+    "model_dir": (flags.DEFINE_string, "Export: a model_dir written by run_pretraining or an import."),
+    "checkpoint": (flags.DEFINE_string, "Export: checkpoint prefix (default: the latest in --model_dir)."),
+    "to_hf": (flags.DEFINE_string, "Export: directory to create with discriminator/ and generator/ for "
+                                   "transformers' from_pretrained."),
+    "to_keras_hub": (flags.DEFINE_string, "Export: keras-hub preset directory to create (ElectraBackbone + "
+                                          "ElectraTokenizer)."),
+}
+
+Options = dataclasses.make_dataclass(
+    "Options", [(name, object, dataclasses.field(default=None)) for name in FLAG_HELP], frozen=True)
+Options.__doc__ = ("The command line: one field per flag, None when not given (library callers and tests build it "
+                   "directly).")
+
+
+def define_flags():
+    """Defines this command's flags from FLAG_HELP."""
+    for name, (define, help_text) in FLAG_HELP.items():
+        define(name, None, help_text)
+
+
+def _check_mode(options):
+    imports = [name for name in ("hf_discriminator", "tf1_checkpoint") if getattr(options, name)]
+    exports = [name for name in ("to_hf", "to_keras_hub") if getattr(options, name)]
+    if imports and exports:
+        raise UserError(f"--{imports[0]} imports and --{exports[0]} exports; run one conversion at a time")
+    if len(imports) > 1:
+        raise UserError("--hf_discriminator and --tf1_checkpoint are two sources; give one")
+    if options.hf_generator and not options.hf_discriminator:
+        raise UserError("--hf_generator needs --hf_discriminator (the generator shares the discriminator's "
+                        "embeddings)")
+    if imports and not options.output_dir:
+        raise UserError("an import needs --output_dir (the model_dir to create)")
+    if exports and not options.model_dir:
+        raise UserError("an export needs --model_dir (the run to export)")
+    if not imports and not exports:
+        raise UserError("nothing to do: give --hf_discriminator or --tf1_checkpoint with --output_dir, or "
+                        "--model_dir with --to_hf and/or --to_keras_hub (see --help)")
+    return "import" if imports else "export"
+
+
+def import_checkpoint(options):
+    """Runs an import; returns the report lines."""
+    from electra_tf import checkpoint_import
+
+    check_free(options.output_dir, "output_dir")
+    if options.hf_discriminator:
+        imported = checkpoint_import.from_hf(options.hf_discriminator, options.hf_generator, options.vocab_file,
+                                             options.lowercase)
+    else:
+        imported = checkpoint_import.from_tf1(options.tf1_checkpoint, options.vocab_file, options.lowercase,
+                                              options.num_heads)
+    config = checkpoint_import.make_config(imported, options.max_seq_length, options.generator_hidden_size)
+    pretrainer, shared = checkpoint_import.build_pretrainer(imported, config)
+    with atomic_directory(options.output_dir, "output_dir") as staging:
+        checkpoint_import.write_model_dir(pretrainer, imported, staging)
+    out = options.output_dir
+    gen_hidden, gen_heads, _ = config.generator_dims
+    return [
+        f"read {imported.source}: {config.num_layers} layers, discriminator {config.hidden_size} hidden / "
+        f"{config.num_heads} heads, generator {gen_hidden} / {gen_heads}, embeddings {config.embedding_size}, "
+        f"vocabulary {config.vocab_size}",
+        *imported.notes, shared,
+        f"wrote {out}: checkpoints/ckpt-0, run_config.json, vocab.txt, model.flags, export/discriminator",
+        f"continue pre-training: python -m electra_tf.run_pretraining --flagfile={out}/model.flags "
+        f"--data_dir=DATA --model_dir={out}   (build DATA with --vocab_file={out}/vocab.txt "
+        f"--max_seq_length={config.max_seq_length})",
+    ]
+
+
+def export_checkpoint(options):
+    """Runs the exports of `--model_dir`; returns the report lines."""
+    from electra_tf import hf_checkpoint, keras_hub_export, pretrainer_weights, run_state
+
+    for flag in ("to_hf", "to_keras_hub"):
+        if getattr(options, flag):
+            check_free(getattr(options, flag), flag)
+    try:
+        state = run_state.load(options.model_dir)
+        pretrainer = run_state.restore_pretrainer(state, options.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(str(e)) from None
+    if pretrainer.discriminator is None:
+        raise UserError(f"{options.model_dir} holds an mlm-objective run (no discriminator); only ELECTRA runs "
+                        "convert")
+    # Everything that can refuse runs before anything is written.
+    backbone = keras_hub_export.build_backbone(pretrainer) if options.to_keras_hub else None
+    lines = []
+    if options.to_hf:
+        tensors = pretrainer_weights.extract(pretrainer_weights.pretrainer_variables(pretrainer))
+        with atomic_directory(options.to_hf, "to_hf") as staging:
+            for tower in ("discriminator", "generator"):
+                hf_checkpoint.write_tower(tensors, state.config, tower, os.path.join(staging, tower),
+                                          state.vocab_file, state.lowercase)
+        lines.append(f"wrote {options.to_hf}/discriminator (ElectraForPreTraining) and {options.to_hf}/generator "
+                     "(ElectraForMaskedLM) for transformers' from_pretrained")
+    if backbone is not None:
+        difference = keras_hub_export.gelu_difference(pretrainer, backbone)
+        with atomic_directory(options.to_keras_hub, "to_keras_hub") as staging:
+            keras_hub_export.write_preset(backbone, state.vocab_file, state.lowercase, staging)
+        lines += [f"wrote {options.to_keras_hub}: keras_hub.models.ElectraBackbone.from_preset loads it "
+                  "(with ElectraTokenizer)",
+                  f"keras-hub's tanh-approximated GELU moves sequence_output by at most {difference:.3g} on a "
+                  "probe batch (this model uses the exact erf GELU)",
+                  "pooled_dense has no ELECTRA counterpart: set to identity kernel and zero bias, so "
+                  "pooled_output = tanh(the [CLS] state)"]
+    return lines
+
+
+def run(options):
+    """Checks `options` and runs the conversion; returns report lines, raises UserError on a user mistake."""
+    mode = _check_mode(options)
+    return import_checkpoint(options) if mode == "import" else export_checkpoint(options)
+
+
+def main(argv):
+    logging.set_verbosity(logging.WARNING)
+    if len(argv) > 1:
+        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag (see --help)")
+    values = {name: flags.FLAGS[name].value for name in FLAG_HELP}
+    for line in run(Options(**values)):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(run_cli(main))

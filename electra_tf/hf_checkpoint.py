@@ -1,0 +1,221 @@
+"""Hugging Face ELECTRA directories (config.json + model.safetensors) to and from the original's layout.
+
+Reading needs only the `safetensors` package's NumPy API, not torch or
+transformers. Key names follow transformers' `modeling_electra.py`:
+`ElectraForPreTraining` (discriminator) and `ElectraForMaskedLM`
+(generator) each hold a full `electra.*` tower with its own copy of the
+embeddings; the generator's output layer is tied to its word embeddings
+and saved without its weight (`generator_lm_head.bias` only).
+"""
+
+import json
+import os
+import re
+import shutil
+
+import numpy as np
+
+from data_prep.user_errors import UserError
+from electra_tf import original_layout as layout
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
+_SCOPES = {"discriminator": layout.DISCRIMINATOR_SCOPE, "generator": layout.GENERATOR_SCOPE}
+# Non-persistent buffers that older transformers releases saved; they carry no weights.
+_BUFFERS = ("electra.embeddings.position_ids", "electra.embeddings.token_type_ids")
+_TIED_OUTPUT = "generator_lm_head.weight"
+_WORDS_KEY = "electra.embeddings.word_embeddings.weight"
+# transformers' ElectraConfig defaults, for keys a config.json leaves out.
+_DEFAULTS = {"vocab_size": 30522, "embedding_size": 128, "hidden_size": 256, "num_hidden_layers": 12,
+             "num_attention_heads": 4, "intermediate_size": 1024, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+             "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
+             "initializer_range": 0.02, "layer_norm_eps": 1e-12, "position_embedding_type": "absolute"}
+# transformers config key -> ElectraConfig field.
+_FIELDS = {"vocab_size": "vocab_size", "embedding_size": "embedding_size", "hidden_size": "hidden_size",
+           "num_hidden_layers": "num_layers", "num_attention_heads": "num_heads",
+           "intermediate_size": "intermediate_size", "max_position_embeddings": "max_position_embeddings",
+           "type_vocab_size": "type_vocab_size", "hidden_dropout_prob": "hidden_dropout_prob",
+           "attention_probs_dropout_prob": "attention_probs_dropout_prob", "initializer_range": "initializer_range",
+           "layer_norm_eps": "layer_norm_epsilon"}
+# What differs between the towers; everything else in _SHARED must agree.
+_TOWER_WIDTHS = ("hidden_size", "num_attention_heads", "intermediate_size")
+_SHARED = ("vocab_size", "embedding_size", "num_hidden_layers", "max_position_embeddings", "type_vocab_size",
+           "layer_norm_eps")
+
+
+def hf_key(name):
+    """The transformers key of an original name, within its tower's model."""
+    key = re.sub(rf"^({layout.DISCRIMINATOR_SCOPE}|{layout.GENERATOR_SCOPE})/", "electra/", name)
+    key = key.replace("discriminator_predictions/dense_1/", "discriminator_predictions/dense_prediction/")
+    key = key.replace("generator_predictions/output_bias", "generator_lm_head/bias")
+    key = re.sub(r"/layer_(\d+)/", r"/layer/\1/", key)
+    key = re.sub(r"_embeddings$", "_embeddings/weight", key)
+    key = re.sub(r"/(kernel|gamma)$", "/weight", key)
+    key = re.sub(r"/beta$", "/bias", key)
+    return key.replace("/", ".")
+
+
+def _is_kernel(name):
+    # torch's nn.Linear stores [out, in]; the original stores [in, out].
+    return name.endswith("/kernel")
+
+
+def tower_shapes(tower, dims):
+    """Original name -> shape of everything one HF model holds (its own embeddings included)."""
+    scope = _SCOPES[tower]
+    head = layout.discriminator_head_shapes if tower == "discriminator" else layout.generator_head_shapes
+    return {**layout.embedding_shapes(scope, dims), **layout.encoder_shapes(scope, dims), **head(dims)}
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _read_config(directory, tower, flag):
+    path = os.path.join(directory, CONFIG)
+    if not os.path.isdir(directory):
+        raise UserError(f"--{flag} {directory} is not a directory; give a Hugging Face model directory "
+                        f"(config.json + model.safetensors)")
+    if not os.path.exists(path):
+        raise UserError(f"{path} not found; --{flag} must be a Hugging Face model directory with config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read {path} ({e}); give a Hugging Face config.json") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a JSON object; give a Hugging Face config.json")
+    model_type = config.get("model_type")
+    if model_type != "electra":
+        raise UserError(f"{path} describes a {model_type!r} model, not ELECTRA; --{flag} needs an "
+                        f"{ARCHITECTURES[tower]} directory")
+    architectures = config.get("architectures") or [ARCHITECTURES[tower]]
+    if ARCHITECTURES[tower] not in architectures:
+        raise UserError(f"{path} is a {'/'.join(architectures)}, not {ARCHITECTURES[tower]}; --{flag} needs the "
+                        f"ELECTRA {tower} ({ARCHITECTURES[tower]})")
+    config = {**_DEFAULTS, **config}
+    if config["hidden_act"] != "gelu":
+        raise UserError(f"{path} uses hidden_act={config['hidden_act']!r}; electra-tf implements the original's "
+                        "exact GELU ('gelu') only")
+    if config["position_embedding_type"] != "absolute":
+        raise UserError(f"{path} uses position_embedding_type={config['position_embedding_type']!r}; "
+                        "electra-tf has absolute position embeddings only")
+    return config
+
+
+def _dims(config):
+    return layout.TowerDims(
+        vocab_size=config["vocab_size"], embedding_size=config["embedding_size"],
+        max_position_embeddings=config["max_position_embeddings"], type_vocab_size=config["type_vocab_size"],
+        num_layers=config["num_hidden_layers"], hidden_size=config["hidden_size"],
+        intermediate_size=config["intermediate_size"])
+
+
+def _read_safetensors(directory, flag):
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = os.path.join(directory, WEIGHTS)
+    if not os.path.exists(path):
+        raise UserError(f"{path} not found; --{flag} needs the weights as model.safetensors (for a "
+                        "pytorch_model.bin, load it in transformers and save_pretrained it again)")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"cannot read {path} ({str(e).splitlines()[0]}); is it a complete safetensors file?") from None
+
+
+def read_tower(directory, tower, flag):
+    """(config.json dict, {original name: array}) of one HF model directory.
+
+    The generator's embeddings come back under `generator/embeddings/`:
+    deciding whether they are the discriminator's is
+    `original_layout.share_generator_embeddings`'s job.
+    """
+    config = _read_config(directory, tower, flag)
+    expected = tower_shapes(tower, _dims(config))
+    by_key = {hf_key(name): name for name in expected}
+    stored = _read_safetensors(directory, flag)
+    source = os.path.join(directory, WEIGHTS)
+    tied = stored.pop(_TIED_OUTPUT, None) if tower == "generator" else None
+    # Shared tensors are saved once; some conversions kept the output layer's name instead.
+    if tied is not None and _WORDS_KEY not in stored:
+        stored[_WORDS_KEY] = tied
+    tensors = {}
+    for key, value in stored.items():
+        if key in _BUFFERS:
+            continue
+        name = by_key.get(key, key)
+        value = np.asarray(value, dtype=np.float32)
+        tensors[name] = value.T if _is_kernel(name) and value.ndim == 2 else value
+    layout.check_tensors(tensors, expected, f"{source} (with {CONFIG})")
+    if tied is not None and not np.array_equal(tied, tensors[f"{layout.GENERATOR_SCOPE}/embeddings/word_embeddings"]):
+        raise UserError(f"{source}: {_TIED_OUTPUT} differs from the word embeddings; electra-tf (like the "
+                        "original) ties the generator's output layer to them and cannot hold both")
+    return config, tensors
+
+
+def architecture(discriminator_config, generator_config=None):
+    """(ElectraConfig fields, generator (hidden, heads, intermediate) or None) from the HF configs.
+
+    Raises if the two towers cannot be one ElectraPretrainer (they must
+    agree on everything but their widths).
+    """
+    fields = {ours: discriminator_config[key] for key, ours in _FIELDS.items()}
+    if generator_config is None:
+        return fields, None
+    for key in _SHARED:
+        if generator_config[key] != discriminator_config[key]:
+            raise UserError(f"the generator's {key} is {generator_config[key]} but the discriminator's is "
+                            f"{discriminator_config[key]}; an ELECTRA pair shares it: give the generator trained "
+                            "with this discriminator")
+    return fields, tuple(generator_config[key] for key in _TOWER_WIDTHS)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def hf_config(config, tower):
+    """The config.json transformers needs for one tower of `config` (an ElectraConfig)."""
+    widths = config.discriminator_dims if tower == "discriminator" else config.generator_dims
+    return {
+        **{key: getattr(config, ours) for key, ours in _FIELDS.items()}, **dict(zip(_TOWER_WIDTHS, widths)),
+        "architectures": [ARCHITECTURES[tower]], "model_type": "electra", "hidden_act": "gelu",
+        "pad_token_id": config.pad_id, "tie_word_embeddings": True, "dtype": "float32",
+    }
+
+
+def tower_tensors(tensors, config, tower):
+    """`{transformers key: array}` of one tower, from a pretrainer's tensors (embeddings shared)."""
+    out = {}
+    for name in tower_shapes(tower, layout.TowerDims.of(config, tower)):
+        source = name.replace(f"{layout.GENERATOR_SCOPE}/embeddings/", f"{layout.DISCRIMINATOR_SCOPE}/embeddings/")
+        value = tensors[source]
+        out[hf_key(name)] = np.ascontiguousarray(value.T if _is_kernel(name) else value)
+    return out
+
+
+def write_tower(tensors, config, tower, directory, vocab_file, lowercase):
+    """Writes config.json, model.safetensors and the tokenizer files of one tower into `directory`."""
+    from safetensors.numpy import save_file
+
+    os.makedirs(directory)
+    save_file(tower_tensors(tensors, config, tower), os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    with open(os.path.join(directory, CONFIG), "w", encoding="utf-8") as f:
+        json.dump(hf_config(config, tower), f, indent=2, sort_keys=True)
+    shutil.copyfile(vocab_file, os.path.join(directory, "vocab.txt"))
+    with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
+        json.dump({"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase,
+                   "model_max_length": config.max_position_embeddings}, f, indent=2)
+
+
+def read_lowercase(directory):
+    """`do_lower_case` from a HF tokenizer_config.json, or None when it does not say."""
+    path = os.path.join(directory, "tokenizer_config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            settings = json.load(f)
+    except (OSError, ValueError):
+        return None
+    value = settings.get("do_lower_case") if isinstance(settings, dict) else None
+    return value if isinstance(value, bool) else None
