@@ -6,9 +6,13 @@ segment_ids of length max_seq_length) and yields int32 batches.
 """
 
 import json
+import math
 import os
 
+import numpy as np
+
 import tensorflow as tf
+from absl import logging
 
 FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
 DATASET_INFO_FILE = "dataset_info.json"
@@ -117,11 +121,60 @@ def _parse_batch(serialized, seq_length):
     return {name: tf.cast(parsed[name], tf.int32) for name in FEATURE_NAMES}
 
 
+def stream_count(num_files, micro_batch, num_pipelines):
+    """Streams the data is split into, or 0 when the pipelines cannot share them evenly.
+
+    Stream i is the shards i, i+S, i+2S, ...; every (micro-)batch takes
+    micro_batch/S consecutive examples from each stream, in stream order.
+    S = gcd(micro_batch, num_files) depends on neither replicas nor workers,
+    so neither does any batch; each pipeline owns S/num_pipelines whole
+    streams, so no shard is read by two pipelines.
+    """
+    streams = math.gcd(micro_batch, num_files)
+    return streams if streams % num_pipelines == 0 else 0
+
+
+def _records(files, sizes, *, shuffle, seed, repeat, shuffle_buffer, deterministic):
+    """Records of some shards (1-D tensors of paths and byte sizes), shuffled with `seed`."""
+    dataset = tf.data.Dataset.from_tensor_slices((files, sizes))
+    num_files = int(files.shape[0])
+    if shuffle:
+        dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(_records_checked_whole, cycle_length=min(num_files, 16),
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if repeat:
+        dataset = dataset.repeat()
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return dataset
+
+
+def _split_between_pipelines(files, sizes, num_pipelines, pipeline_id, **kwargs):
+    """The fallback split: whole files per pipeline, or every n-th record when files are fewer."""
+    if len(files) >= num_pipelines:
+        return _records(tf.constant(files[pipeline_id::num_pipelines]),
+                        tf.constant(sizes[pipeline_id::num_pipelines], tf.int64), **kwargs)
+    # Taking every n-th record partitions the data only if every pipeline reads the same order.
+    repeat = kwargs.pop("repeat")
+    kwargs.update(deterministic=True, repeat=False)
+    records = _records(tf.constant(files), tf.constant(sizes, tf.int64), **kwargs)
+    records = records.shard(num_pipelines, pipeline_id)
+    return records.repeat() if repeat else records
+
+
 def make_pretraining_dataset(file_pattern, batch_size, seq_length, *,
-                                                          input_context=None, shuffle=True, seed=0,
-                                                          deterministic=False, repeat=True,
-                                                          shuffle_buffer=10000, cycle_length=None):
+                             input_context=None, shuffle=True, seed=0,
+                             deterministic=False, repeat=True,
+                             shuffle_buffer=10000, skip_batches=0):
     """Batches of int32 [batch_size, seq_length] input_ids/input_mask/segment_ids.
+
+    With `deterministic`, the global batches (all replicas' batches in replica
+    order) depend only on the files, the seed and the global batch size, not
+    on how many replicas or workers share them, whenever `stream_count` allows
+    (the shard count and the global batch have a common divisor that the
+    number of workers divides; see `stream_count`). Otherwise the files, or
+    the records when there are fewer files than workers, are split between
+    workers and the order depends on the topology; a warning says so.
 
     Args:
       file_pattern: a glob, comma-separated globs, or a list of them.
@@ -129,43 +182,46 @@ def make_pretraining_dataset(file_pattern, batch_size, seq_length, *,
       seq_length: sequence length the model expects; the first record is
         checked against it.
       input_context: tf.distribute.InputContext; each input pipeline then
-        reads a disjoint part of the data (files, or records when there are
-        fewer files than pipelines).
+        reads a disjoint part of the data.
       shuffle, seed: shuffle files and records with this seed.
       deterministic: same element order on every run for the same seed.
       repeat: repeat forever (epochs are reshuffled).
-      shuffle_buffer: records held by the shuffle buffer.
-      cycle_length: files read concurrently (default: up to 16).
+      shuffle_buffer: records held in shuffle buffers, all streams together.
+      skip_batches: start after this many global batches (resuming a run).
     """
     files = _list_files(file_pattern)
     _validate_first_record(files, seq_length)
     num_pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
-    shard_records = num_pipelines > 1 and len(files) < num_pipelines
-    if num_pipelines > 1 and not shard_records:
-        files = files[pipeline_id::num_pipelines]
-
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    global_batch = batch_size * replicas
+    streams = stream_count(len(files), global_batch, num_pipelines)
     sizes = [tf.io.gfile.stat(f).length for f in files]
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(files, tf.string), tf.constant(sizes, tf.int64)))
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed,
-                                  reshuffle_each_iteration=True)
-    # Record sharding takes every n-th record, which partitions the data only
-    # if every pipeline sees the records in the same order.
-    ordered = deterministic or shard_records
-    dataset = dataset.interleave(
-        _records_checked_whole,
-        cycle_length=cycle_length or min(len(files), 16),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=ordered)
-    if shard_records:
-        dataset = dataset.shard(num_pipelines, pipeline_id)
-    if repeat:
-        dataset = dataset.repeat()
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed,
-                                  reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=True)
+    common = dict(shuffle=shuffle, repeat=repeat, deterministic=deterministic)
+    if streams:
+        per_pipeline = streams // num_pipelines
+        block = global_batch // streams
+        mine = range(pipeline_id * per_pipeline, (pipeline_id + 1) * per_pipeline)
+        # Stream i holds shards i, i+S, i+2S, ... and has a seed of its own.
+        stream_records = [
+            _records(tf.constant(files[i::streams]), tf.constant(sizes[i::streams], tf.int64),
+                     seed=seed * 100003 + i, shuffle_buffer=max(1, shuffle_buffer // streams), **common)
+            .skip(skip_batches * block)
+            for i in mine]
+        order = tf.data.Dataset.range(per_pipeline).map(lambda i: tf.fill([block], i)).unbatch()
+        dataset = tf.data.Dataset.choose_from_datasets(stream_records, order.repeat(),
+                                                       stop_on_empty_dataset=False)
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+    else:
+        logging.warning(
+            "the order of training examples depends on the number of workers: %d shards and a global batch "
+            "of %d leave no stream split that %d workers can share; build the data with --num_out_files "
+            "a multiple of the worker count that divides the global batch", len(files), global_batch,
+            num_pipelines)
+        dataset = _split_between_pipelines(files, sizes, num_pipelines, pipeline_id, seed=seed,
+                                           shuffle_buffer=shuffle_buffer, **common)
+        dataset = dataset.batch(batch_size, drop_remainder=True)
+        dataset = dataset.skip(skip_batches * (replicas // num_pipelines))
     dataset = dataset.map(lambda x: _parse_batch(x, seq_length),
                           num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=deterministic)

@@ -125,14 +125,13 @@ class PretrainingLoop:
         iterator, which tf.distribute cannot checkpoint in general.
         """
         def dataset_fn(context):
-            micro_batch = self.options.train_batch_size // self.options.gradient_accumulation_steps
-            dataset = make_pretraining_dataset(
+            accumulation = self.options.gradient_accumulation_steps
+            micro_batch = self.options.train_batch_size // accumulation
+            return make_pretraining_dataset(
                 self.pattern, context.get_per_replica_batch_size(micro_batch),
                 self.config.max_seq_length, input_context=context, shuffle=True, seed=self.config.seed,
-                deterministic=True, shuffle_buffer=self.options.shuffle_buffer)
-            batches_per_step = (context.num_replicas_in_sync // context.num_input_pipelines
-                                * self.options.gradient_accumulation_steps)
-            return dataset.skip(start_step * batches_per_step)
+                deterministic=True, shuffle_buffer=self.options.shuffle_buffer,
+                skip_batches=start_step * accumulation)
         return dataset_fn
 
     def _checkpoint_dir(self):

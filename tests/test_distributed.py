@@ -86,14 +86,24 @@ def test_two_workers_match_one_device(one_device, tmp_path):
     _assert_same(one_device, first)
 
 
-def test_run_pretraining_on_two_workers_only_the_chief_writes(pretraining_data, tmp_path):
-    model_dir = tmp_path / "run"
-    flags = [f"--data_dir={pretraining_data}", f"--model_dir={model_dir}", "--model_size=tiny",
-             "--max_seq_length=64", "--train_batch_size=8", "--num_train_steps=10", "--num_warmup_steps=2",
-             "--steps_per_loop=5", "--save_checkpoints_steps=5", "--log_every_steps=5",
-             "--distribution_strategy=multi_worker_mirrored"]
+def _checkpoint_values(model_dir):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
+    # Model variables are stored once, under the optimizer that tracks them, beside its slots.
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name.startswith("optimizer/")}
+
+
+def test_run_pretraining_on_real_data_matches_across_topologies(pretraining_data, tmp_path):
+    """Two workers, two replicas and one device train on the same TFRecord batches to the same weights."""
+    flags = [f"--data_dir={pretraining_data}", "--model_size=tiny", "--max_seq_length=64", "--train_batch_size=8",
+             "--num_train_steps=10", "--num_warmup_steps=2", "--steps_per_loop=5", "--save_checkpoints_steps=5",
+             "--log_every_steps=5", "--hidden_dropout_prob=0", "--attention_probs_dropout_prob=0"]
     command = [sys.executable, "-m", "electra_tf.run_pretraining", *flags]
-    results = _run_workers([command, command], _worker_envs(_free_ports(2)))
+    model_dir = tmp_path / "two_workers"
+    results = _run_workers([command + [f"--model_dir={model_dir}", "--distribution_strategy=multi_worker_mirrored"]] * 2,
+                           _worker_envs(_free_ports(2)))
     for code, out, err in results:
         assert code == 0, err[-3000:]
         assert "trained to step 10" in out
@@ -101,6 +111,18 @@ def test_run_pretraining_on_two_workers_only_the_chief_writes(pretraining_data, 
     assert sorted(os.listdir(model_dir)) == ["checkpoints", "export", "run_config.json", "train", "vocab.txt"]
     assert len(glob.glob(f"{model_dir}/train/events.out.tfevents.*")) == 1
     assert len(glob.glob(f"{model_dir}/checkpoints/ckpt-*.index")) == 2
+
+    for strategy in ["one_device", "mirrored"]:
+        subprocess.run(command + [f"--model_dir={tmp_path / strategy}", f"--distribution_strategy={strategy}",
+                                  "--num_cpu_devices=2", "--noexport_at_end"],
+                       env=CLI_ENV, cwd=ROOT, check=True, capture_output=True, timeout=300)
+    alone = _checkpoint_values(tmp_path / "one_device")
+    assert len(alone) > 100
+    for other in [model_dir, tmp_path / "mirrored"]:
+        values = _checkpoint_values(other)
+        assert sorted(values) == sorted(alone)
+        for name, value in alone.items():
+            np.testing.assert_allclose(values[name], value, atol=1e-5, rtol=0, err_msg=f"{other}: {name}")
 
 
 def test_input_is_split_between_workers_without_overlap(pretraining_data):

@@ -162,3 +162,69 @@ def test_corrupt_record_error_names_the_file(tmp_path, damage):
         for _ in dataset:
             pass
     assert paths[1] in str(e.value)
+
+
+def _global_batches(pattern, global_batch, workers, replicas_per_worker, steps, **kwargs):
+    """The first `steps` global batches as every replica's keys in replica order."""
+    replicas = workers * replicas_per_worker
+    per_worker = []
+    for worker in range(workers):
+        context = tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=worker,
+                                             num_replicas_in_sync=replicas)
+        dataset = input_pipeline.make_pretraining_dataset(
+            pattern, global_batch // replicas, SEQ, input_context=context, seed=3, deterministic=True,
+            shuffle_buffer=40, **kwargs)
+        per_worker.append(_example_keys(dataset.take(steps * replicas_per_worker)))
+    # Each worker's replicas take its consecutive batches: worker w holds the w-th slice of every global batch.
+    share = global_batch // workers
+    return [sum((keys[s * share:(s + 1) * share] for keys in per_worker), []) for s in range(steps)]
+
+
+@pytest.mark.parametrize("workers,replicas_per_worker", [(1, 2), (2, 1), (2, 2), (4, 1)])
+def test_global_batches_do_not_depend_on_the_topology(tmp_path, workers, replicas_per_worker):
+    pattern = str(tmp_path / "d" / "*")
+    _write_shards(tmp_path / "d", 4, 30)
+    alone = _global_batches(pattern, 8, 1, 1, steps=20)
+    assert _global_batches(pattern, 8, workers, replicas_per_worker, steps=20) == alone
+    # Every batch takes 2 examples from each shard's stream, and batches differ.
+    for batch in alone:
+        assert sorted(collections.Counter((key - 1000) // 30 for key in batch).values()) == [2, 2, 2, 2]
+    assert len({tuple(batch) for batch in alone}) == 20
+
+
+def test_each_worker_reads_only_its_own_shards(tmp_path):
+    pattern = str(tmp_path / "d" / "*")
+    _write_shards(tmp_path / "d", 4, 30)
+    files_read = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
+                                             num_replicas_in_sync=2)
+        keys = _example_keys(input_pipeline.make_pretraining_dataset(
+            pattern, 1, SEQ, input_context=context, seed=3, repeat=False))
+        files_read.append({(key - 1000) // 30 for key in keys})
+        assert sorted(keys) == [1000 + 30 * f + i for f in sorted(files_read[-1]) for i in range(30)]
+    # A global batch of 2 makes 2 streams, shards {0, 2} and {1, 3}: one per worker.
+    assert files_read == [{0, 2}, {1, 3}]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_skipping_batches_resumes_the_same_order(tmp_path, workers):
+    pattern = str(tmp_path / "d" / "*")
+    _write_shards(tmp_path / "d", 4, 30)
+    full = _global_batches(pattern, 8, workers, 1, steps=12)
+    assert _global_batches(pattern, 8, workers, 1, steps=5, skip_batches=7) == full[7:]
+
+
+def test_an_unshareable_split_still_partitions_the_data_and_warns(tmp_path, caplog):
+    pattern = str(tmp_path / "d" / "*")
+    _write_shards(tmp_path / "d", 3, 12)
+    assert input_pipeline.stream_count(3, 8, 2) == 0
+    assert input_pipeline.stream_count(4, 8, 2) == 4 and input_pipeline.stream_count(1000, 128, 4) == 8
+    seen = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker,
+                                             num_replicas_in_sync=2)
+        seen += _example_keys(input_pipeline.make_pretraining_dataset(
+            pattern, 4, SEQ, input_context=context, repeat=False))
+    assert sorted(seen) == [1000 + i for i in range(36)]
+    assert "depends on the number of workers" in caplog.text
