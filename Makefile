@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: venv test demo clean
 
@@ -14,13 +15,18 @@ DEMO_VOCAB_SIZE ?= 8000
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The demo needs the runtime packages only; the tests add torch and transformers (requirements-dev.txt).
+$(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $(STAMP)
 
-test: venv
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@touch $(DEV_STAMP)
+
+test: $(DEV_STAMP)
 	$(PY) -m pytest -q tests
 
 $(DEMO_DIR)/wiki.txt: | $(STAMP)
