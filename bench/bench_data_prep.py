@@ -5,10 +5,16 @@ r"""Data preparation benchmark: our builder beside the original, and the reader.
 
 Measures, on the demo corpus and this machine, in one run:
   * build throughput of google-research/electra's build_pretraining_dataset.py
-    and of ours with 1 and 2 processes. Throughput is marginal: corpus MB /
-    (wall time on the corpus - wall time on a one-document input), each the
-    fastest of --repeats interleaved runs, so the fixed start-up (importing
-    TF) counts for neither tool; raw wall and CPU times are printed too;
+    and of ours with 1 and 2 processes. Throughput is marginal: input MB /
+    (wall time on the input - wall time on a one-document input), so the
+    fixed start-up (importing TF) counts for neither tool. Ours runs on the
+    corpus repeated --corpus_copies times (default 16, 78 MB: several seconds
+    past start-up, so a scheduling hiccup is a small part of it); the
+    original, linear in its input, on --original_copies (default 2). Each
+    round runs every configuration once, in rotated order; the summary uses
+    each one's fastest runs (a busy machine only adds time) and also gives the
+    ratios round by round. CPU seconds (the process and its workers) and the
+    1-minute load average before each run are recorded too;
   * padding fraction of both packing modes;
   * that our default mode reproduces the original's examples when both draw
     from the same random stream (same seed, one work block);
@@ -27,11 +33,15 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-CORPUS_MB = None
+
+
+def _load_average():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
 
 
 def _run(cmd, cwd=REPO):
-    """Runs a command; returns (wall seconds, CPU seconds of the child)."""
+    """Runs a command; returns (wall seconds, CPU seconds of it and its children)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -82,45 +92,109 @@ def _ours(input_dir, vocab, out, processes, extra=()):
             "--num_processes", str(processes), "--overwrite", *extra]
 
 
-def _original(original_dir, input_dir, vocab, out):
-    return [sys.executable, os.path.join(original_dir,
-                                         "build_pretraining_dataset.py"),
+def _original(original_dir, input_dir, vocab, out, python=None):
+    return [python or sys.executable,
+            os.path.join(original_dir, "build_pretraining_dataset.py"),
             "--corpus-dir", input_dir, "--vocab-file", vocab,
             "--output-dir", out, "--max-seq-length", "128"]
 
 
-def _time_builds(args, corpus_dir, tiny_dir, vocab):
-    """Interleaved repeats of every configuration.
+def _mb(directory):
+    return sum(os.path.getsize(os.path.join(directory, name))
+               for name in os.listdir(directory)) / 1e6
 
-    Uses the fastest of the repeats: on a shared machine noise only ever adds
-    time, so the minimum is the least disturbed measurement.
-    """
+
+def _build_configs(args, corpus_dir, vocab):
+    """name -> (command for an input dir, cwd, timing input dir)."""
     out = os.path.join(args.workdir, "timing_out")
-    configs = {"ours_1_process": lambda d: _ours(d, vocab, out, 1),
-               "ours_2_processes": lambda d: _ours(d, vocab, out, 2)}
+    ours_input = _repeated_corpus(os.path.join(corpus_dir, "corpus.txt"),
+                                  args.workdir, args.corpus_copies)
+    configs = {
+        f"ours_{n}_process{'es' if n > 1 else ''}": (
+            lambda d, n=n: _ours(d, vocab, out, n), REPO, ours_input)
+        for n in (1, 2)}
     if args.original_dir:
-        configs["original"] = lambda d: _original(args.original_dir, d, vocab,
-                                                  out)
-    samples = {name: {"full": [], "startup": [], "cpu": []} for name in configs}
-    for _ in range(args.repeats):
-        for name, make in configs.items():
-            cwd = args.original_dir if name == "original" else REPO
-            wall, cpu = _run(make(corpus_dir), cwd=cwd)
-            samples[name]["full"].append(wall)
-            samples[name]["cpu"].append(cpu)
-            samples[name]["startup"].append(_run(make(tiny_dir), cwd=cwd)[0])
-    results = {}
-    for name, s in samples.items():
-        full, startup = min(s["full"]), min(s["startup"])
-        results[name] = {
-            "wall_s": round(full, 2), "startup_wall_s": round(startup, 2),
-            "cpu_s": round(min(s["cpu"]), 2),
-            "marginal_s": round(full - startup, 2),
-            "mb_per_s": round(CORPUS_MB / max(full - startup, 1e-6), 2),
-            "samples_wall_s": [round(x, 2) for x in s["full"]],
-            "samples_startup_s": [round(x, 2) for x in s["startup"]],
-        }
+        original_input = _repeated_corpus(
+            os.path.join(corpus_dir, "corpus.txt"), args.workdir,
+            args.original_copies)
+        configs["original"] = (
+            lambda d: _original(args.original_dir, d, vocab, out,
+                                args.original_python),
+            args.original_dir, original_input)
+    return configs
+
+
+def _time_rounds(configs, tiny_dir, repeats):
+    """Each round runs every configuration on its input and on a one-document
+    input, in an order rotated from round to round, so a busy spell of the
+    machine hits all of them alike."""
+    names = list(configs)
+    rounds = []
+    for r in range(repeats):
+        samples = {}
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            make, cwd, full_dir = configs[name]
+            load = _load_average()
+            full_wall, full_cpu = _run(make(full_dir), cwd=cwd)
+            tiny_wall, tiny_cpu = _run(make(tiny_dir), cwd=cwd)
+            samples[name] = {"wall": full_wall, "cpu": full_cpu,
+                             "startup_wall": tiny_wall, "startup_cpu": tiny_cpu,
+                             "load_before": load}
+        rounds.append(samples)
+    return rounds
+
+
+def _summarize(name, rounds, megabytes):
+    """Marginal throughput from the least disturbed runs (noise only adds time)."""
+    runs = [r[name] for r in rounds]
+    best = {k: min(run[k] for run in runs)
+            for k in ("wall", "cpu", "startup_wall", "startup_cpu")}
+    marginal = best["wall"] - best["startup_wall"]
+    marginal_cpu = best["cpu"] - best["startup_cpu"]
+    return {
+        "input_mb": round(megabytes, 2),
+        "wall_s": round(best["wall"], 2),
+        "startup_wall_s": round(best["startup_wall"], 2),
+        "marginal_s": round(marginal, 2),
+        "mb_per_s": round(megabytes / max(marginal, 1e-6), 2),
+        "cpu_s": round(best["cpu"], 2),
+        "startup_cpu_s": round(best["startup_cpu"], 2),
+        "mb_per_cpu_s": round(megabytes / max(marginal_cpu, 1e-6), 2),
+        "per_round_mb_per_s": [
+            round(megabytes / max(run["wall"] - run["startup_wall"], 1e-6), 2)
+            for run in runs],
+        "samples_wall_s": [round(run["wall"], 2) for run in runs],
+        "samples_startup_s": [round(run["startup_wall"], 2) for run in runs],
+        "samples_cpu_s": [round(run["cpu"], 2) for run in runs],
+    }
+
+
+def _time_builds(args, corpus_dir, tiny_dir, vocab):
+    configs = _build_configs(args, corpus_dir, vocab)
+    rounds = _time_rounds(configs, tiny_dir, args.repeats)
+    results = {name: _summarize(name, rounds, _mb(full_dir))
+               for name, (_, _, full_dir) in configs.items()}
+    loads = [run["load_before"] for r in rounds for run in r.values()]
+    results["load_average_1min"] = {"min": min(loads), "max": max(loads)}
+    if "original" in results:
+        _add_ratios(results, rounds)
     return results
+
+
+def _add_ratios(results, rounds):
+    """x original from the best runs, and the same ratio round by round."""
+    original = results["original"]
+    for name in ("ours_1_process", "ours_2_processes"):
+        ours = results[name]
+        ours["x_original"] = round(ours["mb_per_s"] / original["mb_per_s"], 1)
+        ours["x_original_by_round"] = [
+            round(a / b, 1) for a, b in zip(ours["per_round_mb_per_s"],
+                                            original["per_round_mb_per_s"])]
+    one, two = results["ours_1_process"], results["ours_2_processes"]
+    results["two_over_one_processes"] = {
+        "best": round(two["mb_per_s"] / one["mb_per_s"], 2),
+        "by_round": [round(b / a, 2) for a, b in zip(
+            one["per_round_mb_per_s"], two["per_round_mb_per_s"])]}
 
 
 def _padding(args, corpus_dir, vocab):
@@ -162,7 +236,7 @@ def _fidelity(args, corpus_dir, vocab):
                 "sys.argv = sys.argv[2:]\n"
                 "sys.path.insert(0, '.')\n"
                 "runpy.run_path(sys.argv[0], run_name='__main__')\n")
-    subprocess.run([sys.executable, wrapper, "0/0",
+    subprocess.run([args.original_python or sys.executable, wrapper, "0/0",
                     *_original(args.original_dir, corpus_dir, vocab,
                                orig_out)[1:]],
                    cwd=args.original_dir, check=True, capture_output=True)
@@ -227,42 +301,48 @@ def _machine():
     return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
 
 
-def main():
-    global CORPUS_MB
+def _arguments():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--original_dir", help="google-research/electra "
                         "checkout (omit to skip the peer)")
+    parser.add_argument("--original_python", help="Python to run the "
+                        "original with (default: this one)")
     parser.add_argument("--workdir", default="/tmp/bench_data_prep")
     parser.add_argument("--vocab_file", help="reuse a vocab (default: learn "
                         "an 8000-token one from the corpus)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--corpus_copies", type=int, default=4,
-                        help="time builds on the corpus repeated this often")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--corpus_copies", type=int, default=16,
+                        help="time our builds on the corpus repeated this "
+                        "often (16: ~5 s of processing past start-up)")
+    parser.add_argument("--original_copies", type=int, default=2,
+                        help="the same for the original, whose time is "
+                        "linear in its input")
+    parser.add_argument("--builds_only", action="store_true",
+                        help="time the builds; skip padding, fidelity, "
+                        "parity and the reader")
     parser.add_argument("--reader_batches", type=int, default=200)
     parser.add_argument("--training_sequences_per_s", type=float, default=10.0,
                         help="ELECTRA-Small training consumption assumed")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main():
+    args = _arguments()
     os.makedirs(args.workdir, exist_ok=True)
     corpus_dir, tiny_dir, vocab, vocab_seconds = _prepare(args.workdir,
                                                           args.vocab_file)
-    CORPUS_MB = os.path.getsize(os.path.join(corpus_dir, "corpus.txt")) / 1e6
-    report = {"machine": _machine(), "corpus_mb": round(CORPUS_MB, 3),
+    report = {"machine": _machine(),
+              "corpus_mb": round(_mb(corpus_dir), 3),
               "vocab_file": vocab, "vocab_learning_s": vocab_seconds}
-    timing_dir = _repeated_corpus(os.path.join(corpus_dir, "corpus.txt"),
-                                  args.workdir, args.corpus_copies)
-    CORPUS_MB = os.path.getsize(os.path.join(timing_dir, "corpus.txt")) / 1e6
-    report["timing_corpus_mb"] = round(CORPUS_MB, 3)
-    report["builds"] = _time_builds(args, timing_dir, tiny_dir, vocab)
-    report["padding"] = _padding(args, corpus_dir, vocab)
-    if args.original_dir:
-        original = report["builds"]["original"]["mb_per_s"]
-        for name in ("ours_1_process", "ours_2_processes"):
-            report["builds"][name]["x_original"] = round(
-                report["builds"][name]["mb_per_s"] / original, 1)
-        report["fidelity"] = _fidelity(args, corpus_dir, vocab)
-    report["tokenizer_parity"] = _parity(corpus_dir, vocab)
-    report["reader"] = _reader(args, os.path.join(args.workdir, "out_default"))
+    report["builds"] = _time_builds(args, corpus_dir, tiny_dir, vocab)
+    if not args.builds_only:
+        report["padding"] = _padding(args, corpus_dir, vocab)
+        if args.original_dir:
+            report["fidelity"] = _fidelity(args, corpus_dir, vocab)
+        report["tokenizer_parity"] = _parity(corpus_dir, vocab)
+        report["reader"] = _reader(args,
+                                   os.path.join(args.workdir, "out_default"))
     print(json.dumps(report, indent=2))
     with open(os.path.join(args.workdir, "results.json"), "w") as f:
         json.dump(report, f, indent=2)

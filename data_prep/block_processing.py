@@ -10,6 +10,7 @@ import dataclasses
 import os
 import random
 
+import numpy as np
 
 from data_prep import example_encoding
 from data_prep import packing
@@ -34,7 +35,7 @@ def make_blocks(documents, block_chars=None):
     block, chars, index = [], 0, 0
     for doc in documents:
         block.append(doc)
-        chars += sum(len(line) for line in doc)
+        chars += sum(map(len, doc))
         if chars >= block_chars:
             yield index, block
             block, chars, index = [], 0, index + 1
@@ -54,11 +55,13 @@ class BlockProcessor:
         self._vocab = Vocab(config.vocab_path)
         self._tokenizer = tokenization.WordpieceTokenizer(
             self._vocab.tokens, lowercase=config.lowercase)
+        self._serializer = example_encoding.ExampleSerializer(
+            config.max_seq_length, self._vocab.pad_id)
 
     def _packer(self, buffer, block_index):
         rng = random.Random(f"{self._config.seed}/{block_index}")
         if self._config.pack_across_documents:
-            return packing.StreamPacker(buffer, rng, self._vocab.sep_id)
+            return packing.StreamPacker(buffer, rng)
         return packing.DocumentPacker(buffer, rng)
 
     def __call__(self, block):
@@ -76,39 +79,39 @@ class BlockProcessor:
         index, documents, ids, splits = tokenized
         stats = collections.Counter()
         stats["tokens_tokenized"] = int(len(ids))
-        ids = ids.tolist()
         splits = splits.tolist()
-        buffer = packing.ExampleBuffer(
-            self._config.max_seq_length, self._vocab.cls_id, self._vocab.sep_id)
+        buffer = packing.ExampleBuffer(self._config.max_seq_length)
         packer = self._packer(buffer, index)
+        packer_add = packer.add_document
         line = 0
         for doc in documents:
-            sentences = [ids[splits[i]:splits[i + 1]]
-                         for i in range(line, line + len(doc))]
-            line += len(doc)
-            if not any(sentences):
+            end = line + len(doc)
+            if splits[end] == splits[line]:
                 stats["empty_documents"] += 1
-                continue
-            stats["documents"] += 1
-            packer.add_document(sentences)
+            else:
+                stats["documents"] += 1
+                packer_add(packing.sentence_pieces(splits, line, end))
+            line = end
         packer.finish()
         stats["single_segment_draws"] = packer.single_segment_draws
         stats["short_target_draws"] = packer.short_target_draws
-        arrays = buffer.to_arrays(self._vocab.pad_id)
-        stats.update(self._example_stats(*arrays))
-        return index, example_encoding.serialize_examples(*arrays), stats
+        tokens = buffer.tokens(ids, self._vocab.cls_id, self._vocab.sep_id)
+        lengths, first_lengths = buffer.lengths()
+        stats.update(self._example_stats(tokens, lengths, first_lengths))
+        return index, self._serializer.serialize(tokens, lengths,
+                                                 first_lengths), stats
 
-    def _example_stats(self, input_ids, input_mask, segment_ids):
-        real = input_mask.astype(bool)
-        special = real & ((input_ids == self._vocab.cls_id) |
-                          (input_ids == self._vocab.sep_id))
+    def _example_stats(self, tokens, lengths, first_lengths):
+        special = (np.count_nonzero(tokens == self._vocab.cls_id) +
+                   np.count_nonzero(tokens == self._vocab.sep_id))
         return {
-            "examples": len(input_ids),
-            "positions": int(input_mask.size),
-            "real_positions": int(real.sum()),
-            "tokens": int(real.sum() - special.sum()),
-            "unk_tokens": int((real & (input_ids == self._vocab.unk_id)).sum()),
-            "single_segment_examples": int((segment_ids.sum(axis=1) == 0).sum()),
+            "examples": len(lengths),
+            "positions": len(lengths) * self._config.max_seq_length,
+            "real_positions": int(lengths.sum()),
+            "tokens": int(len(tokens) - special),
+            "unk_tokens": int(np.count_nonzero(tokens == self._vocab.unk_id)),
+            "single_segment_examples": int(np.count_nonzero(
+                first_lengths == lengths)),
         }
 
 
@@ -119,8 +122,11 @@ def init_worker(config, threads_per_process):
     """Pool initializer: each worker builds its own tokenizer once."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tf.config.threading.set_intra_op_parallelism_threads(threads_per_process)
-    tf.config.threading.set_inter_op_parallelism_threads(threads_per_process)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads_per_process)
+        tf.config.threading.set_inter_op_parallelism_threads(threads_per_process)
+    except RuntimeError:
+        pass  # TF already ran in this process (e.g. the spawning script's import)
     global _PROCESSOR
     _PROCESSOR = BlockProcessor(config)
 

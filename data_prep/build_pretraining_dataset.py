@@ -9,9 +9,7 @@ segment_ids, the original script's format) and dataset_info.json.
 """
 
 import collections
-import concurrent.futures
 import contextlib
-import multiprocessing
 import os
 import shutil
 
@@ -23,6 +21,7 @@ from data_prep import dataset_info
 from data_prep import input_files
 from data_prep import shard_writer
 from data_prep import text_input
+from data_prep import workers
 from data_prep.progress import Progress
 from data_prep.user_errors import UserError, run_cli
 from data_prep.vocab_file import Vocab
@@ -93,74 +92,28 @@ def _previous_outputs(output_dir):
     return shard_writer.finished_shards(output_dir) + [info]
 
 
-def _ordered_results(blocks, config, num_processes):
-    """Processes blocks in order, in this process or a bounded worker pool."""
-    if num_processes == 1:
-        yield from _overlapped_in_process(blocks, config)
-        return
-    # Spawned workers: TF's runtime is not fork-safe. One TF thread each,
-    # since the processes already share the cores.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(num_processes, block_processing.init_worker,
-                      (config, 1)) as pool:
-        pending = collections.deque()
-        for block in blocks:
-            pending.append(pool.apply_async(block_processing.process_in_worker,
-                                            (block,)))
-            if len(pending) >= 2 * num_processes:  # bounds memory on big inputs
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-
-
-def _overlapped_in_process(blocks, config):
-    """One process: tokenizes the next block (TF, no GIL) while packing this one."""
-    processor = block_processing.BlockProcessor(config)
-    with concurrent.futures.ThreadPoolExecutor(1) as tokenizer_thread:
-        pending = None
-        for block in blocks:
-            upcoming = tokenizer_thread.submit(processor.tokenize, block)
-            if pending is not None:
-                yield processor.pack(pending.result())
-            pending = upcoming
-        if pending is not None:
-            yield processor.pack(pending.result())
-
-
 def build(config, inputs, output_dir, num_out_files, num_processes,
                     text_field="text", overwrite=False, show_progress=True):
     """Runs one build; returns the dataset_info dict."""
     vocab = Vocab(config.vocab_path)
+    progress = Progress(sum(f.size for f in inputs.usable), show_progress)
     created_dir = not os.path.isdir(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    if overwrite:
-        _remove(shard_writer.unfinished_shards(output_dir))
-    writer = shard_writer.ShardWriter(output_dir, num_out_files)
-    read_stats = text_input.ReadStats()
-    stats = collections.Counter()
-    progress = Progress(sum(f.size for f in inputs.usable), show_progress)
+    writer = None
     try:
-        documents = text_input.read_documents(
-            inputs.usable, read_stats, text_field,
-            keep_long_line_tail=config.pack_across_documents)
-        blocks = block_processing.make_blocks(documents)
-        for _, records, block_stats in _ordered_results(blocks, config,
-                                                        num_processes):
-            writer.write(records)
-            stats.update(block_stats)
-            progress.update(stats["documents"], read_stats.raw_bytes_read,
-                            stats["examples"])
-        progress.update(stats["documents"], read_stats.raw_bytes_read,
-                        stats["examples"], force=True)
-        progress.close()
-        if not stats["examples"]:
-            raise UserError("input is empty: every document was empty or "
-                            "whitespace; check --input")
+        # Workers first: they must not inherit open shard writers.
+        with workers.ordered_processing(config, num_processes) as process:
+            if overwrite:
+                _remove(shard_writer.unfinished_shards(output_dir))
+            writer = shard_writer.ShardWriter(output_dir, num_out_files)
+            stats, read_stats = _write_examples(
+                process, config, inputs, text_field, writer, progress)
         if overwrite:
             _remove(_previous_outputs(output_dir))
         names = writer.commit()
     except BaseException:
-        writer.abort()
+        if writer is not None:
+            writer.abort()
         if created_dir:
             shutil.rmtree(output_dir, ignore_errors=True)
         raise
@@ -171,6 +124,28 @@ def build(config, inputs, output_dir, num_out_files, num_processes,
         elapsed_seconds=progress.elapsed())
     dataset_info.write_info(output_dir, info)
     return info
+
+
+def _write_examples(process, config, inputs, text_field, writer, progress):
+    """Reads, processes and writes every block; returns (stats, read_stats)."""
+    read_stats = text_input.ReadStats()
+    stats = collections.Counter()
+    documents = text_input.read_documents(
+        inputs.usable, read_stats, text_field,
+        keep_long_line_tail=config.pack_across_documents)
+    for _, records, block_stats in process(
+            block_processing.make_blocks(documents)):
+        writer.write(records)
+        stats.update(block_stats)
+        progress.update(stats["documents"], read_stats.raw_bytes_read,
+                        stats["examples"])
+    progress.update(stats["documents"], read_stats.raw_bytes_read,
+                    stats["examples"], force=True)
+    progress.close()
+    if not stats["examples"]:
+        raise UserError("input is empty: every document was empty or "
+                        "whitespace; check --input")
+    return stats, read_stats
 
 
 def summary_line(info, output_dir):

@@ -4,7 +4,14 @@ DocumentPacker follows the original ELECTRA recipe (see ELECTRA_SPEC.md,
 "Pre-training data"), drawing from its random.Random in the same order as
 the original does, so a seeded run is reproducible. StreamPacker is the
 opt-in variant that keeps filling examples across document boundaries.
+
+The recipe only looks at sentence lengths, so packers never copy tokens: a
+sentence is a piece (start, length) of the block's flat id array, a segment
+is a list of pieces, and ExampleBuffer.tokens gathers every example's
+tokens with one NumPy index at the end.
 """
+
+import itertools
 
 import numpy as np
 
@@ -13,43 +20,93 @@ SHORT_TARGET_PROB = 0.05
 MIN_SHORT_TARGET = 5
 _NO_LIMIT = 100000
 
+# Pieces standing for one [CLS] / [SEP] token. ExampleBuffer.tokens appends
+# the two ids to the flat id array, where NumPy's negative indexing finds them.
+CLS_PIECE = (-2, 1)
+SEP_PIECE = (-1, 1)
+
+
+def sentence_pieces(row_splits, first, last):
+    """Pieces of lines first..last-1 of a block tokenized with `row_splits`."""
+    return [(row_splits[i], row_splits[i + 1] - row_splits[i])
+            for i in range(first, last)]
+
+
+def _take(pieces, length, count):
+    """Splits a segment of `length` tokens into its first `count` and the rest.
+
+    Returns (kept pieces, kept length, rest pieces, rest length).
+    """
+    if length <= count:
+        return pieces, length, [], 0
+    kept, rest = [], []
+    left = count
+    for start, size in pieces:
+        if left >= size:
+            kept.append((start, size))
+            left -= size
+        elif left > 0:
+            kept.append((start, left))
+            rest.append((start + left, size - left))
+            left = 0
+        else:
+            rest.append((start, size))
+    return kept, count, rest, length - count
+
 
 class ExampleBuffer:
-    """Collects packed examples and turns them into padded int64 arrays."""
+    """Collects packed examples (as pieces) and gathers them into arrays."""
 
-    def __init__(self, max_seq_length, cls_id, sep_id):
+    def __init__(self, max_seq_length):
         self.max_seq_length = max_seq_length
-        self._cls, self._sep = cls_id, sep_id
-        self._flat = []
+        self._pieces = []
         self._lengths = []
         self._first_lengths = []
 
     def __len__(self):
         return len(self._lengths)
 
-    def add(self, first, second):
-        flat = self._flat
-        flat.append(self._cls)
-        flat.extend(first)
-        flat.append(self._sep)
-        length = len(first) + 2
+    def add(self, first, first_len, second, second_len):
+        """Adds [CLS] first [SEP] (second [SEP]): lists of pieces and their lengths."""
+        pieces = self._pieces
+        pieces.append(CLS_PIECE)
+        pieces += first
+        pieces.append(SEP_PIECE)
+        length = first_len + 2
         self._first_lengths.append(length)
-        if second:
-            flat.extend(second)
-            flat.append(self._sep)
-            length += len(second) + 1
+        if second_len:
+            pieces += second
+            pieces.append(SEP_PIECE)
+            length += second_len + 1
         self._lengths.append(length)
 
-    def to_arrays(self, pad_id):
+    def lengths(self):
+        """Real tokens per example and the length of [CLS] A [SEP]."""
+        return (np.asarray(self._lengths, np.int64),
+                np.asarray(self._first_lengths, np.int64))
+
+    def tokens(self, ids, cls_id, sep_id):
+        """Every example's real tokens, one after another ([CLS] A [SEP] B [SEP]).
+
+        `ids` is the flat id array the pieces point into.
+        """
+        source = np.concatenate([np.asarray(ids, np.int64), [cls_id, sep_id]])
+        flat = np.fromiter(itertools.chain.from_iterable(self._pieces), np.int64,
+                           2 * len(self._pieces))
+        starts, counts = flat[0::2], flat[1::2]
+        first_token = np.cumsum(counts) - counts
+        return source[np.repeat(starts - first_token, counts) +
+                      np.arange(counts.sum())]
+
+    def to_arrays(self, ids, cls_id, sep_id, pad_id):
         """Returns input_ids, input_mask, segment_ids, each [n, max_seq_length]."""
-        n, width = len(self._lengths), self.max_seq_length
-        positions = np.arange(width)[None, :]
-        lengths = np.asarray(self._lengths, np.int64)[:, None]
-        input_mask = (positions < lengths).astype(np.int64)
-        input_ids = np.full([n, width], pad_id, np.int64)
-        input_ids[input_mask.astype(bool)] = np.array(self._flat, np.int32)
-        first = np.asarray(self._first_lengths, np.int64)[:, None]
-        segment_ids = ((positions >= first) & (positions < lengths)).astype(np.int64)
+        lengths, first_lengths = self.lengths()
+        positions = np.arange(self.max_seq_length)[None, :]
+        input_mask = (positions < lengths[:, None]).astype(np.int64)
+        input_ids = np.full(input_mask.shape, pad_id, np.int64)
+        input_ids[input_mask.astype(bool)] = self.tokens(ids, cls_id, sep_id)
+        segment_ids = ((positions >= first_lengths[:, None]) &
+                       (positions < lengths[:, None])).astype(np.int64)
         return input_ids, input_mask, segment_ids
 
 
@@ -61,17 +118,23 @@ class DocumentPacker:
         self._rng = rng
         self._max = buffer.max_seq_length
         self._target = self._max
-        self._sentences = []
+        self._sentences = []  # (pieces, length) of each pending sentence
         self._length = 0
         self.single_segment_draws = 0
         self.short_target_draws = 0
 
     def add_document(self, sentences):
-        for sentence in sentences:
-            self._sentences.append(sentence)
-            self._length += len(sentence)
+        """`sentences`: one piece per line of the document."""
+        pending = self._sentences
+        for piece in sentences:
+            length = piece[1]
+            # An empty line adds no piece: it would hide a [SEP] that
+            # starts a segment in StreamPacker.
+            pending.append(([piece] if length else [], length))
+            self._length += length
             if self._length >= self._target:
                 self._emit()
+                pending = self._sentences
         if self._length:
             self._emit()
 
@@ -86,16 +149,20 @@ class DocumentPacker:
 
     def _split(self, first_target):
         # A sentence joins A while A is empty or it fits; a sentence that would
-        # overflow A joins it half the time if B is still empty.
+        # overflow A joins it half the time if B is still empty. Only lengths
+        # decide, so a list's truth is its length's.
         first, second = [], []
-        for sentence in self._sentences:
-            if (not first or len(first) + len(sentence) < first_target or
-                (not second and len(first) < first_target and
+        first_len = second_len = 0
+        for pieces, length in self._sentences:
+            if (not first_len or first_len + length < first_target or
+                (not second_len and first_len < first_target and
                  self._rng.random() < 0.5)):
-                first += sentence
+                first += pieces
+                first_len += length
             else:
-                second += sentence
-        return first, second
+                second += pieces
+                second_len += length
+        return first, first_len, second, second_len
 
     def _next_target(self):
         if self._rng.random() < SHORT_TARGET_PROB:
@@ -104,12 +171,14 @@ class DocumentPacker:
         return self._max
 
     def _emit(self):
-        first, second = self._split(self._first_segment_target())
-        first = first[:self._max - 2]
-        second = second[:max(0, self._max - len(first) - 3)]
+        first, first_len, second, second_len = self._split(
+            self._first_segment_target())
+        first, first_len = _take(first, first_len, self._max - 2)[:2]
+        second, second_len = _take(second, second_len,
+                                   max(0, self._max - first_len - 3))[:2]
         self._sentences, self._length = [], 0
         self._target = self._next_target()
-        self._out.add(first, second)
+        self._out.add(first, first_len, second, second_len)
 
 
 class StreamPacker(DocumentPacker):
@@ -119,16 +188,15 @@ class StreamPacker(DocumentPacker):
     dropped, and a short target caps the example it was drawn for.
     """
 
-    def __init__(self, buffer, rng, sep_id):
-        super().__init__(buffer, rng)
-        self._sep = sep_id
-
     def add_document(self, sentences):
-        for i, sentence in enumerate(sentences):
+        for i, piece in enumerate(sentences):
+            pieces = [piece] if piece[1] else []
+            length = piece[1]
             if i == 0 and self._length:
-                sentence = [self._sep] + sentence
-            self._sentences.append(sentence)
-            self._length += len(sentence)
+                pieces.insert(0, SEP_PIECE)
+                length += 1
+            self._sentences.append((pieces, length))
+            self._length += length
             while self._length >= self._target:
                 self._emit()
 
@@ -136,18 +204,25 @@ class StreamPacker(DocumentPacker):
         while self._length:
             self._emit()
 
-    def _strip_separator(self, segment):
-        return segment[1:] if segment and segment[0] == self._sep else segment
+    @staticmethod
+    def _strip_separator(segment, length):
+        if segment and segment[0] == SEP_PIECE:
+            return segment[1:], length - 1
+        return segment, length
 
     def _emit(self):
         limit = self._target
-        first, second = self._split(self._first_segment_target())
-        first = self._strip_separator(first)
-        second = self._strip_separator(second)
-        kept_first = first[:limit - 2]
-        room = max(0, limit - len(kept_first) - 3)
-        leftover = first[limit - 2:] + second[room:]
-        self._sentences = [leftover] if leftover else []
-        self._length = len(leftover)
+        first, first_len, second, second_len = self._split(
+            self._first_segment_target())
+        first, first_len = self._strip_separator(first, first_len)
+        second, second_len = self._strip_separator(second, second_len)
+        first, first_len, first_rest, first_rest_len = _take(
+            first, first_len, limit - 2)
+        second, second_len, second_rest, second_rest_len = _take(
+            second, second_len, max(0, limit - first_len - 3))
+        leftover_len = first_rest_len + second_rest_len
+        self._sentences = ([(first_rest + second_rest, leftover_len)]
+                           if leftover_len else [])
+        self._length = leftover_len
         self._target = self._next_target()
-        self._out.add(kept_first, second[:room])
+        self._out.add(first, first_len, second, second_len)

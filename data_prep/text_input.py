@@ -67,11 +67,13 @@ def iter_lines(input_file, stats, max_line_chars=MAX_LINE_CHARS):
             lines = pending.split("\n")
             pending = "" if final else lines.pop()
             for line in lines:
-                pieces = _cut(line, max_line_chars) if max_line_chars else [line]
-                for i, piece in enumerate(pieces):
-                    if i == 1 and not continuing:
-                        stats.long_lines_cut += 1
-                    yield piece, not (continuing or i)
+                if max_line_chars and len(line) > max_line_chars:
+                    for i, piece in enumerate(_cut(line, max_line_chars)):
+                        if i == 1 and not continuing:
+                            stats.long_lines_cut += 1
+                        yield piece, not (continuing or i)
+                else:
+                    yield line, not continuing
                 continuing = False
             if max_line_chars and len(pending) > max_line_chars:
                 pieces = list(_cut(pending, max_line_chars))

@@ -11,26 +11,27 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 
-def bert_clean(lines):
-    """BERT's text cleanup: tab/newline/CR become spaces; other control and
-    format characters (zero-width space, soft hyphen, BOM, U+FFFD) go.
-    FastBertTokenizer would instead treat some of them as word breaks."""
-    lines = tf.strings.regex_replace(lines, r"[\t\n\r]", " ")
-    return tf.strings.regex_replace(lines, r"[\p{Cc}\p{Cf}\x{FFFD}]", "")
-
-
-def bert_normalize(lines, lowercase):
-    """BERT's lower-casing and accent stripping, as tensor ops on a string batch."""
-    if not lowercase:
-        return lines
-    lines = tf.strings.lower(lines, encoding="utf-8")
-    lines = tf_text.normalize_utf8(lines, "NFD")
-    return tf.strings.regex_replace(lines, r"\p{Mn}", "")
+# What BERT's cleanup deletes: control characters (Cc) other than the tab,
+# newline and carriage return it turns into spaces, format characters (Cf:
+# zero-width space, soft hyphen, BOM) and U+FFFD. FastBertTokenizer would
+# instead treat some of them as word breaks. The three whitespace controls
+# are left in place: FastBertTokenizer splits on them as on a space.
+_DELETED = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\p{Cf}\x{FFFD}"
 
 
 def bert_preprocess(lines, lowercase):
-    """Everything BERT does to text before splitting it: cleanup, then lower-casing and accents."""
-    return bert_normalize(bert_clean(lines), lowercase)
+    """Everything BERT does to text before splitting it: cleanup, then
+    lower-casing, NFD and stripping accents (Mn), as tensor ops on a batch.
+
+    Deleting after NFD instead of before gives the same text, so one regex
+    pass does both deletions: lower-casing and NFD leave the deleted
+    characters alone and never produce one.
+    """
+    if not lowercase:
+        return tf.strings.regex_replace(lines, f"[{_DELETED}]", "")
+    lines = tf.strings.lower(lines, encoding="utf-8")
+    lines = tf_text.normalize_utf8(lines, "NFD")
+    return tf.strings.regex_replace(lines, f"[{_DELETED}\\p{{Mn}}]", "")
 
 
 def fast_bert_tokenizer(vocab_tokens):
@@ -55,7 +56,7 @@ class WordpieceTokenizer:
         self._wordpiece = fast_bert_tokenizer(vocab_tokens)
         self._tokenize_batch = tf.function(
             self._tokenize_graph,
-            input_signature=[tf.TensorSpec([None], tf.string)])
+            input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
 
     def _tokenize_graph(self, lines):
         ragged = self._wordpiece.tokenize(bert_preprocess(lines, self._lowercase))

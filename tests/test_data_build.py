@@ -1,5 +1,6 @@
 """build_pretraining_dataset end to end: outputs, determinism and bad input."""
 
+import contextlib
 import glob
 import gzip
 import hashlib
@@ -15,6 +16,7 @@ from data_prep import build_pretraining_dataset as builder
 from data_prep import input_files
 from data_prep import shard_writer
 from data_prep import text_input
+from data_prep import workers
 from data_prep.user_errors import UserError
 from test_data_helpers import quick_vocab, run_cli, write_demo_slice
 
@@ -97,14 +99,35 @@ def test_cli_writes_shards_and_dataset_info(corpus_and_vocab, tmp_path):
     assert not [p for p in os.listdir(out) if p.startswith(".tmp")]
 
 
-def test_same_seed_same_bytes_any_process_count(corpus_and_vocab, tmp_path):
+def test_same_seed_same_bytes_any_process_count(corpus_and_vocab, tmp_path,
+                                               monkeypatch):
     corpus, vocab = corpus_and_vocab
-    _build([corpus], vocab, tmp_path / "a", seed=1)
-    _build([corpus], vocab, tmp_path / "b", seed=1, processes=2)
-    _build([corpus], vocab, tmp_path / "c", seed=2)
+    # Many small blocks, so both workers' results are interleaved. Across
+    # documents, since with this vocab nearly every line fills an example by
+    # itself and the default recipe's draws rarely change anything.
+    monkeypatch.setattr(block_processing, "BLOCK_CHARS", 1 << 12)
+    _build([corpus], vocab, tmp_path / "a", seed=1, across=True)
+    _build([corpus], vocab, tmp_path / "b", seed=1, processes=2, across=True)
+    _build([corpus], vocab, tmp_path / "c", seed=2, across=True)
     a, b, c = (_shard_bytes(tmp_path / d) for d in "abc")
     assert a == b and len(a) == 4
     assert a != c
+
+
+def test_cli_workers_write_the_same_bytes(corpus_and_vocab, tmp_path):
+    # The command line forks its workers (a test session has run TF, so
+    # _build above uses a forkserver); both must give one process's bytes.
+    corpus, vocab = corpus_and_vocab
+    big = write_demo_slice(tmp_path / "big.txt", 1500)  # several blocks
+    info = _build([big, corpus], vocab, tmp_path / "one", shards=3)
+    result = run_cli(MODULE, "--input", f"{big},{corpus}", "--vocab_file",
+                     vocab, "--output_dir", tmp_path / "two", "--num_out_files",
+                     3, "--num_processes", 2)
+    assert result.returncode == 0, result.stderr
+    assert _shard_bytes(tmp_path / "two") == _shard_bytes(tmp_path / "one")
+    cli_info = json.loads((tmp_path / "two" / "dataset_info.json").read_text())
+    for key in ("num_examples", "examples_per_shard", "tokens", "documents"):
+        assert cli_info[key] == info[key]
 
 
 def test_across_documents_mode_pads_less(corpus_and_vocab, tmp_path):
@@ -245,3 +268,20 @@ def test_interrupted_build_leaves_no_finished_looking_shard(
         _build([corpus], vocab, out)
     assert seen and all(name.startswith(".tmp-") for name in seen)
     assert not out.exists()
+
+
+def test_a_dead_worker_stops_the_build(corpus_and_vocab, tmp_path,
+                                       monkeypatch):
+    corpus, vocab = corpus_and_vocab
+    real_start = workers._started_workers
+
+    @contextlib.contextmanager
+    def one_killed(*args):
+        with real_start(*args) as started:
+            started[0].process.kill()
+            yield started
+
+    monkeypatch.setattr(workers, "_started_workers", one_killed)
+    with pytest.raises(RuntimeError, match="worker died"):
+        _build([corpus], vocab, tmp_path / "out", processes=2)
+    assert not (tmp_path / "out").exists()

@@ -11,14 +11,21 @@ L = 128
 
 
 def _pack(documents, across=False, seed=0, max_seq_length=L):
-    buffer = packing.ExampleBuffer(max_seq_length, CLS, SEP)
+    """Packs documents given as lists of token lists, as a block is packed:
+    the tokens laid end to end, each line a piece of them."""
+    flat = [token for doc in documents for line in doc for token in line]
+    splits = np.cumsum([0] + [len(line) for doc in documents for line in doc])
+    buffer = packing.ExampleBuffer(max_seq_length)
     rng = random.Random(seed)
-    packer = (packing.StreamPacker(buffer, rng, SEP) if across
+    packer = (packing.StreamPacker(buffer, rng) if across
               else packing.DocumentPacker(buffer, rng))
+    line = 0
     for doc in documents:
-        packer.add_document(doc)
+        packer.add_document(packing.sentence_pieces(
+            splits.tolist(), line, line + len(doc)))
+        line += len(doc)
     packer.finish()
-    return packer, buffer.to_arrays(PAD)
+    return packer, buffer.to_arrays(np.array(flat, np.int64), CLS, SEP, PAD)
 
 
 def _documents(num_docs, rng, word_of_doc=None):
@@ -124,3 +131,73 @@ def test_across_documents_fills_examples_and_keeps_every_token():
     assert (ids_x[:, 0] == CLS).all()
     assert (ids_x[np.arange(len(ids_x)), lengths - 1] == SEP).all()
     assert ((ids_x == SEP) & (mask_x == 1)).sum(axis=1).max() > 2
+
+
+def _reference_examples(documents, seed, across, max_len=L):
+    """The recipe on token lists, as the original script (and, across
+    documents, this project's first version) ran it: [(A, B)] per example."""
+    rng, examples = random.Random(seed), []
+    state = {"sentences": [], "length": 0, "target": max_len}
+
+    def emit():
+        target = state["target"]
+        first_target = (100000 if rng.random() < 0.1 else (target - 3) // 2)
+        first, second = [], []
+        for sentence in state["sentences"]:
+            if (not first or len(first) + len(sentence) < first_target or
+                    (not second and len(first) < first_target and
+                     rng.random() < 0.5)):
+                first += sentence
+            else:
+                second += sentence
+        limit = target if across else max_len
+        if across:
+            first, second = (s[1:] if s[:1] == [SEP] else s
+                             for s in (first, second))
+        kept = first[:limit - 2]
+        room = max(0, limit - len(kept) - 3)
+        leftover = first[limit - 2:] + second[room:] if across else []
+        examples.append((kept, second[:room]))
+        state["sentences"] = [leftover] if leftover else []
+        state["length"] = len(leftover)
+        state["target"] = (rng.randint(5, max_len) if rng.random() < 0.05
+                           else max_len)
+
+    for doc in documents:
+        for i, sentence in enumerate(doc):
+            if across and i == 0 and state["length"]:
+                sentence = [SEP] + sentence
+            state["sentences"].append(sentence)
+            state["length"] += len(sentence)
+            while state["length"] >= state["target"]:
+                emit()
+                if not across:
+                    break
+        if state["length"] and not across:
+            emit()
+    while across and state["length"]:
+        emit()
+    return examples
+
+
+def _examples(ids, mask, segments):
+    out = []
+    for row_ids, row_mask, row_seg in zip(ids, mask, segments):
+        real = row_ids[row_mask == 1].tolist()
+        b_start = int(np.argmax(row_seg)) if row_seg.any() else len(real)
+        out.append((real[1:b_start - 1], real[b_start:-1]))
+    return out
+
+
+def test_packers_match_the_recipe_on_token_lists():
+    rng = random.Random(10)
+    docs = _documents(300, rng)
+    for doc in docs[::7]:  # empty lines, and lines longer than an example
+        doc.insert(rng.randint(0, len(doc)), [])
+        doc.append([rng.randint(10, 999) for _ in range(rng.randint(100, 300))])
+    docs.insert(5, [[], []])
+    for across in (False, True):
+        for max_len in (L, 16):
+            _, arrays = _pack(docs, across=across, seed=11, max_seq_length=max_len)
+            assert _examples(*arrays) == _reference_examples(
+                docs, 11, across, max_len)
