@@ -10,6 +10,7 @@ segment_ids, the original script's format) and dataset_info.json.
 
 import collections
 import contextlib
+import gc
 import os
 import shutil
 
@@ -102,7 +103,8 @@ def build(config, inputs, output_dir, num_out_files, num_processes,
     writer = None
     try:
         # Workers first: they must not inherit open shard writers.
-        with workers.ordered_processing(config, num_processes) as process:
+        with _frozen_heap(), workers.ordered_processing(
+                config, num_processes) as process:
             if overwrite:
                 _remove(shard_writer.unfinished_shards(output_dir))
             writer = shard_writer.ShardWriter(output_dir, num_out_files)
@@ -124,6 +126,30 @@ def build(config, inputs, output_dir, num_out_files, num_processes,
         elapsed_seconds=progress.elapsed())
     dataset_info.write_info(output_dir, info)
     return info
+
+
+@contextlib.contextmanager
+def _frozen_heap():
+    """Imports TF, then keeps the garbage collector off every object that
+    exists (TF's modules: most of the heap) for the duration of a build.
+
+    Collections along TF's import cost ~0.5 s of its ~2.5 s, and during a
+    build each full collection walked all of TF's objects again (~5% of the
+    CPU; packing allocates many small containers). Forked workers inherit
+    the frozen heap, which also spares their copy-on-write pages.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from data_prep import tokenization  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _write_examples(process, config, inputs, text_field, writer, progress):
