@@ -3,7 +3,8 @@
 tf-text's own lower-casing is ICU case folding plus NFKC (it maps "ß" to
 "ss", "ς" to "σ", "km²" to "km2"), which BERT does not do. So lower-casing,
 NFD and accent stripping are done here the way BERT does them, and
-FastBertTokenizer only splits punctuation/CJK and applies WordPiece.
+FastWordpieceTokenizer only splits on whitespace, punctuation and CJK and
+applies WordPiece.
 """
 
 import numpy as np
@@ -13,9 +14,9 @@ import tensorflow_text as tf_text
 
 # What BERT's cleanup deletes: control characters (Cc) other than the tab,
 # newline and carriage return it turns into spaces, format characters (Cf:
-# zero-width space, soft hyphen, BOM) and U+FFFD. FastBertTokenizer would
+# zero-width space, soft hyphen, BOM) and U+FFFD. The tokenizer would
 # instead treat some of them as word breaks. The three whitespace controls
-# are left in place: FastBertTokenizer splits on them as on a space.
+# are left in place: the tokenizer splits on them as on a space.
 _DELETED = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\p{Cf}\x{FFFD}"
 
 
@@ -39,12 +40,16 @@ def fast_bert_tokenizer(vocab_tokens):
 
     The one tokenizer of the project: data preparation and the exported
     SavedModel's serve_text both use it, so serving sees the ids training saw.
+    FastWordpieceTokenizer rather than FastBertTokenizer: the latter only
+    adds a normalizer that, without lower-casing, deletes what
+    bert_preprocess already deleted and maps whitespace to spaces, which
+    splits the same; it cost ~7% of tokenization.
     """
-    return tf_text.FastBertTokenizer(
+    return tf_text.FastWordpieceTokenizer(
         list(vocab_tokens),
         token_out_type=tf.int32,
         unknown_token="[UNK]",
-        lower_case_nfd_strip_accents=False,
+        no_pretokenization=False,
         support_detokenization=False)
 
 
