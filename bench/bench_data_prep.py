@@ -13,8 +13,9 @@ Measures, on the demo corpus and this machine, in one run:
     original, linear in its input, on --original_copies (default 2). Each
     round runs every configuration once, in rotated order; the summary uses
     each one's fastest runs (a busy machine only adds time) and also gives the
-    ratios round by round. CPU seconds (the process and its workers) and the
-    1-minute load average before each run are recorded too;
+    ratios round by round. CPU seconds (the process and its workers), the
+    1-minute load average before each run and the share of the machine's
+    CPU other processes took during it are recorded too;
   * padding fraction of both packing modes;
   * that our default mode reproduces the original's examples when both draw
     from the same random stream (same seed, one work block);
@@ -40,19 +41,30 @@ def _load_average():
         return float(f.read().split()[0])
 
 
+def _machine_busy_seconds():
+    """CPU seconds all processes of the machine have used since boot."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _run(cmd, cwd=REPO):
-    """Runs a command; returns (wall seconds, CPU seconds of it and its children)."""
+    """Runs a command; returns (wall seconds, CPU seconds of it and its
+    children, CPU seconds the rest of the machine used meanwhile)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy_before = _machine_busy_seconds()
     start = time.monotonic()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True,
                             text=True)
     wall = time.monotonic() - start
+    busy = _machine_busy_seconds() - busy_before
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return wall, cpu, max(0.0, busy - cpu)
 
 
 def _repeated_corpus(corpus, workdir, copies):
@@ -80,9 +92,9 @@ def _prepare(workdir, vocab_file):
     if not vocab_file:
         vocab_file = os.path.join(workdir, "vocab.txt")
         if not os.path.exists(vocab_file):
-            vocab_seconds, _ = _run([
+            vocab_seconds = _run([
                 sys.executable, "-m", "data_prep.build_vocab", "--input",
-                corpus, "--vocab_size", "8000", "--output", vocab_file])
+                corpus, "--vocab_size", "8000", "--output", vocab_file])[0]
     return corpus_dir, tiny_dir, vocab_file, vocab_seconds
 
 
@@ -135,11 +147,13 @@ def _time_rounds(configs, tiny_dir, repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
             make, cwd, full_dir = configs[name]
             load = _load_average()
-            full_wall, full_cpu = _run(make(full_dir), cwd=cwd)
-            tiny_wall, tiny_cpu = _run(make(tiny_dir), cwd=cwd)
+            full_wall, full_cpu, others = _run(make(full_dir), cwd=cwd)
+            tiny_wall, tiny_cpu, _ = _run(make(tiny_dir), cwd=cwd)
             samples[name] = {"wall": full_wall, "cpu": full_cpu,
                              "startup_wall": tiny_wall, "startup_cpu": tiny_cpu,
-                             "load_before": load}
+                             "load_before": load,
+                             "others_cpu_share": others / (
+                                 full_wall * os.cpu_count())}
         rounds.append(samples)
     return rounds
 
@@ -166,6 +180,10 @@ def _summarize(name, rounds, megabytes):
         "samples_wall_s": [round(run["wall"], 2) for run in runs],
         "samples_startup_s": [round(run["startup_wall"], 2) for run in runs],
         "samples_cpu_s": [round(run["cpu"], 2) for run in runs],
+        # Share of the machine's CPU time other processes took during each
+        # run on the full input: 0 is a quiet machine, 0.5 one core busy.
+        "samples_others_cpu_share": [round(run["others_cpu_share"], 2)
+                                     for run in runs],
     }
 
 
@@ -176,6 +194,9 @@ def _time_builds(args, corpus_dir, tiny_dir, vocab):
                for name, (_, _, full_dir) in configs.items()}
     loads = [run["load_before"] for r in rounds for run in r.values()]
     results["load_average_1min"] = {"min": min(loads), "max": max(loads)}
+    shares = [run["others_cpu_share"] for r in rounds for run in r.values()]
+    results["others_cpu_share"] = {"min": round(min(shares), 2),
+                                   "max": round(max(shares), 2)}
     if "original" in results:
         _add_ratios(results, rounds)
     return results
