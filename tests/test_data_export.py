@@ -21,3 +21,27 @@ def test_export_writes_blank_line_separated_documents(tmp_path):
     expected = list(export_corpus.demo_documents(25))
     assert [b.split("\n") for b in blocks] == expected
     assert text.endswith("\n\n")
+
+
+def test_sentences_split_at_ends_but_not_at_initials_abbreviations_or_decimals():
+    text = ('Arthur C. Clarke wrote it with Dr. Smith in 1968. Its plot cost 3.5 million. '
+            'It was called "The Sentinel." (It grew.) Did it? Yes!')
+    assert export_corpus.split_sentences(text) == [
+        "Arthur C. Clarke wrote it with Dr. Smith in 1968.",
+        "Its plot cost 3.5 million.",
+        'It was called "The Sentinel."',
+        "(It grew.)",
+        "Did it?",
+        "Yes!",
+    ]
+    assert export_corpus.split_sentences("no end, lower case. after it") == ["no end, lower case. after it"]
+
+
+def test_documents_keep_every_word_of_the_packaged_text():
+    import json
+    with open(export_corpus.demo_corpus_path(), encoding="utf-8") as f:
+        extracts = [entry["extract"] for entry in json.load(f).values()][:200]
+    docs = list(export_corpus.demo_documents(200))
+    assert [" ".join(doc).split() for doc in docs] == [e.split() for e in extracts if e.strip()]
+    # One sentence per line: far more lines than paragraphs.
+    assert sum(map(len, docs)) > 2 * sum(len([l for l in e.split("\n") if l.strip()]) for e in extracts)

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -94,6 +95,12 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
     assert all(0 < p < 1 for p in out["p_text"][: len(out["tokens"])])
     assert out["pooled"] == [2, 64] and out["seq"] == [1, 6, 64]
     assert out["p_raw"][4:] == [0.0, 0.0]  # padding gets no probability
+
+    # make demo's last step, on this export: one line per sentence and the count.
+    shown = _run("electra_tf.demo", f"--export_dir={export_dir}")
+    verdicts = [line for line in shown.stdout.splitlines() if line[:4] in ("HIT ", "miss")]
+    assert len(verdicts) == 8 and all("*" in line for line in verdicts)
+    assert re.search(r"swapped word in [0-8] of 8 sentences", shown.stdout)
 
     # The export command, from an older checkpoint, with the generator.
     exported = tmp_path / "exported"
