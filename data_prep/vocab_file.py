@@ -53,6 +53,10 @@ class Vocab:
         if missing:
             raise UserError(f"vocab file {path} lacks {', '.join(missing)}; "
                             "use a BERT vocab.txt or one made by data_prep.build_vocab")
+        if not any(t and not (t.startswith("[") and t.endswith("]")) for t in self.tokens):
+            # tf-text's WordPiece would fail later, deep in an export, with a traceback.
+            raise UserError(f"vocab file {path} holds only special tokens, no word pieces; "
+                            "learn one with python -m data_prep.build_vocab")
         self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (
             self.ids[t] for t in RESERVED_TOKENS)
 

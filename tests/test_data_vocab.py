@@ -1,11 +1,13 @@
 """build_vocab CLI, and a BERT-layout vocab.txt working like a learned one."""
 
 
+import pytest
 import tensorflow as tf
 
 from data_prep import block_processing
 from data_prep import build_pretraining_dataset as builder
 from data_prep import input_files
+from data_prep.user_errors import UserError
 from data_prep.vocab_file import Vocab
 from test_data_helpers import quick_vocab, run_cli, write_demo_slice
 
@@ -70,3 +72,21 @@ def test_bert_layout_vocab_builds_the_same_examples(tmp_path):
         ids_b = b.features.feature["input_ids"].int64_list.value
         specials = {0: 0, 1: 100, 2: 101, 3: 102, 4: 103}
         assert [specials.get(i, i + offset) for i in ids_a] == list(ids_b)
+
+
+def test_vocab_without_word_pieces_is_refused_in_one_line(tmp_path):
+    specials = tmp_path / "specials.txt"
+    specials.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n", encoding="utf-8")
+    with pytest.raises(UserError, match="only special tokens.*build_vocab"):
+        Vocab(str(specials))
+    # One word piece is enough, and it builds the tokenizer the export uses.
+    one_word = tmp_path / "one_word.txt"
+    one_word.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nriver\n", encoding="utf-8")
+    from data_prep.tokenization import fast_bert_tokenizer
+    fast_bert_tokenizer(Vocab(str(one_word)).tokens)
+    # Every command reads vocabularies through Vocab; the dataset builder, for one, says it in one line.
+    result = run_cli("data_prep.build_pretraining_dataset", "--input", specials,
+                     "--vocab_file", specials, "--output_dir", tmp_path / "out")
+    assert result.returncode != 0
+    assert "only special tokens" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()
