@@ -52,8 +52,9 @@ def demo_corpus_path():
 # a capital, digit or opening quote; but not after an initial ("Arthur C. Clarke")
 # or a common abbreviation.
 _SENTENCE_END = re.compile(r'(?<=[.!?])(["\')\]]?)\s+(?=["\'(\[]?[A-Z0-9])')
-_NOT_AN_END = re.compile(r"(?:\b[A-Z]|\b(?:Mr|Mrs|Ms|Dr|Prof|Rev|Gen|Col|Capt|Lt|Sgt|Gov|St|Mt|Ft|Jr|Sr|No|Vol|Fig|pp|"
-    r"Co|Inc|Ltd|vs|al|ca|c|approx|e\.g|i\.e|etc|U\.S))\.$")
+_ABBREVIATIONS = ("Mr|Mrs|Ms|Dr|Prof|Rev|Gen|Col|Capt|Lt|Sgt|Gov|St|Mt|Ft|Jr|Sr|No|Vol|Fig|pp|"
+                  r"Co|Inc|Ltd|vs|al|ca|c|approx|e\.g|i\.e|etc|U\.S")
+_NOT_AN_END = re.compile(rf"\b(?:[A-Z]|{_ABBREVIATIONS})\.$")
 
 
 def split_sentences(line):
@@ -76,10 +77,10 @@ def demo_documents(max_documents=None):
     for i, entry in enumerate(entries.values()):
         if max_documents is not None and i >= max_documents:
             return
-        lines = [sentence for line in entry["extract"].split("\n")
-                 for sentence in split_sentences(line)]
-        if lines:
-            yield lines
+        sentences = [sentence for line in entry["extract"].split("\n")
+                     for sentence in split_sentences(line)]
+        if sentences:
+            yield sentences
 
 
 def format_documents(documents):

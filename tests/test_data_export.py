@@ -1,5 +1,7 @@
 """The embedded demo corpus and its export."""
 
+import json
+
 from data_prep import export_corpus
 from test_data_helpers import run_cli
 
@@ -38,10 +40,9 @@ def test_sentences_split_at_ends_but_not_at_initials_abbreviations_or_decimals()
 
 
 def test_documents_keep_every_word_of_the_packaged_text():
-    import json
     with open(export_corpus.demo_corpus_path(), encoding="utf-8") as f:
         extracts = [entry["extract"] for entry in json.load(f).values()][:200]
     docs = list(export_corpus.demo_documents(200))
     assert [" ".join(doc).split() for doc in docs] == [e.split() for e in extracts if e.strip()]
     # One sentence per line: far more lines than paragraphs.
-    assert sum(map(len, docs)) > 2 * sum(len([l for l in e.split("\n") if l.strip()]) for e in extracts)
+    assert sum(map(len, docs)) > 2 * sum(len([line for line in e.split("\n") if line.strip()]) for e in extracts)
