@@ -3,7 +3,7 @@ r"""Swapped-word detection: how often an exported discriminator points at a swap
     .venv/bin/python bench/swap_eval.py --export_dir demo_out/model/export/discriminator \
         --corpus demo_out/wiki.txt
 
-The demo (electra_tf/demo.py) shows 8 hand-written sentences; this measures the
+The demo (electra_tf/demo.py) shows 16 hand-written sentences; this measures the
 same skill on many: sentences from the corpus with one word replaced by another
 corpus word of about the same frequency (the same log2 frequency bucket), so a
 discriminator that only flags rare words gains nothing. A hit is a sentence whose

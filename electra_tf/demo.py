@@ -17,7 +17,9 @@ from absl import app, flags  # noqa: E402
 # (sentence, the word swapped in). Every word, the swapped one included, occurs at
 # least MIN_CORPUS_COUNT times in the demo corpus (checked by a test): a word the
 # model has barely seen looks suspicious wherever it stands, which would measure
-# rarity, not whether the word fits. The swap is a noun of another kind.
+# rarity, not whether the word fits. The swap is a noun of another kind. Each half was
+# written under these rules before any model was scored on it; there are 16 because
+# with 8 the count swung from 2 to 8 between equally good models (bench/RESULTS.md).
 MIN_CORPUS_COUNT = 40
 SWAPPED = [
     ("the river flows through the city and into the philosophy .", "philosophy"),
@@ -29,6 +31,15 @@ SWAPPED = [
     ("the company is based in germany and produces electric poems .", "poems"),
     ("the poet wrote many books and is regarded as one of the greatest mountains of the century .",
      "mountains"),
+    ("the team played its home games at a large theory in the north of the city .", "theory"),
+    ("the road was built along the river and connects the two parts of the protein .", "protein"),
+    ("the island has a tropical climate and most of it is covered by dense languages .", "languages"),
+    ("the museum holds paintings by the most famous islands of the period .", "islands"),
+    ("the city has a population of over one million stars .", "stars"),
+    ("the war ended with a peace treaty between the two trees .", "trees"),
+    ("the bird is known for its long tail and its blue songs .", "songs"),
+    ("the king was the son of a royal family and his body was placed in the minerals of the capital .",
+     "minerals"),
 ]
 
 flags.DEFINE_string("export_dir", None, "An exported discriminator (<model_dir>/export/discriminator).")
