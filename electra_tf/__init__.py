@@ -3,6 +3,10 @@
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TF turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX.
+# Elsewhere (AVX2 machines such as AMD Zen 3) it falls back to Eigen kernels, which ran
+# the demo 2.5x slower with most of the time spent in page faults (bench/RESULTS.md).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 from electra_tf.config import ElectraConfig  # noqa: E402
 from electra_tf.embeddings import ElectraEmbeddings  # noqa: E402
