@@ -46,8 +46,11 @@ def main():
         heldout, train = split_documents(text, args.heldout_documents)
     except ValueError as e:
         parser.error(str(e))
-    write_text_atomically(args.heldout_output, heldout)
-    write_text_atomically(args.train_output, train)
+    for path, part in ((args.heldout_output, heldout), (args.train_output, train)):
+        try:
+            write_text_atomically(path, part)
+        except OSError as e:
+            parser.error(f"cannot write {path} ({e.strerror}); create its directory or choose another path")
 
 
 if __name__ == "__main__":

@@ -54,3 +54,16 @@ def test_a_missing_or_non_utf8_corpus_fails_in_one_line(tmp_path, content):
     assert bad.returncode != 0
     assert "cannot read --corpus" in bad.stderr.splitlines()[-1]
     assert not (tmp_path / "h.txt").exists() and not (tmp_path / "t.txt").exists()
+
+
+def test_an_unwritable_output_fails_in_one_line_and_leaves_no_partial_file(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    missing_dir = tmp_path / "no_such_dir" / "t.txt"
+    bad = subprocess.run([sys.executable, _PATH, f"--corpus={corpus}", "--heldout_documents=1",
+                          f"--heldout_output={tmp_path / 'h.txt'}", f"--train_output={missing_dir}"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert f"cannot write {missing_dir}" in bad.stderr.splitlines()[-1]
+    assert (tmp_path / "h.txt").read_text(encoding="utf-8") == "a one.\na two.\n\n"  # complete, not partial
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
