@@ -19,14 +19,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data_prep.atomic_files import write_text_atomically  # noqa: E402
 
 
+def _as_text(documents):
+    return "".join(d.strip("\n") + "\n\n" for d in documents)
+
+
 def split_documents(text, heldout_documents):
     """(first N documents, the rest), each as blank-line-separated text ending in a blank line."""
     documents = [d for d in text.split("\n\n") if d.strip()]
     if not 0 < heldout_documents < len(documents):
         raise ValueError(f"--heldout_documents must be between 1 and {len(documents) - 1}, "
                          f"got {heldout_documents}")
-    join = lambda part: "".join(d.strip("\n") + "\n\n" for d in part)  # noqa: E731
-    return join(documents[:heldout_documents]), join(documents[heldout_documents:])
+    return _as_text(documents[:heldout_documents]), _as_text(documents[heldout_documents:])
 
 
 def main():
