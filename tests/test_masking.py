@@ -94,6 +94,26 @@ def test_keyed_uniform_is_uniform_independent_and_backend_stable():
     np.testing.assert_array_equal(xla.numpy(), u)
 
 
+def _fmix32(x):
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x85EBCA6B)
+    x = x ^ (x >> np.uint32(13))
+    x = x * np.uint32(0xC2B2AE35)
+    return x ^ (x >> np.uint32(16))
+
+
+def test_keyed_uniform_is_the_documented_hash_computed_in_numpy():
+    # uniform() runs its integer ops under XLA; the bits must be the plain
+    # uint32 arithmetic of its definition, here done by numpy.
+    keys = keyed_random.example_keys(7, 3, tf.range(5), keyed_random.GUMBEL).numpy()
+    counter = np.arange(9 * 7702, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        bits = _fmix32(_fmix32(keys[:, None] + counter[None, :] * np.uint32(0x9E3779B9)) ^ keys[:, None])
+    expected = ((bits >> np.uint32(8)).astype(np.float32) + np.float32(0.5)) * np.float32(2.0 ** -24)
+    np.testing.assert_array_equal(keyed_random.uniform(tf.constant(keys), [9, 7702]).numpy(),
+                                  expected.reshape(5, 9, 7702))
+
+
 @pytest.mark.parametrize("prob", [0.15, 0.25])
 def test_mask_prob_is_honoured(prob):
     config = CONFIG.replace(mask_prob=prob)
