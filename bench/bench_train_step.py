@@ -16,6 +16,8 @@ Usage (from the repository root):
     PYTHONPATH=. .venv/bin/python bench/bench_train_step.py --precision mixed_bfloat16 --jit_compile
     PYTHONPATH=. .venv/bin/python bench/bench_train_step.py --parts             # time the sub-parts too
     PYTHONPATH=. .venv/bin/python bench/bench_train_step.py --json              # + one JSON line
+    PYTHONPATH=. .venv/bin/python bench/bench_train_step.py --model_flags configs/demo.flags \
+        --vocab_size 7702 --batch 64 --parts                                  # the demo's model
 
 Prints `electra_tf size=... batch=... seq=... precision=... xla=... threads=... step_s=... seq_per_s=...`
 (the peers print `seq_per_s=` the same way).
@@ -58,23 +60,37 @@ def parse_args(argv=None):
                         help="also time sub-parts (masking, Gumbel sampling, forward passes) alone")
     parser.add_argument("--json", action="store_true", help="also print one JSON line for recording")
     parser.add_argument("--seed", type=int, default=0, help="numpy seed of the token ids")
+    parser.add_argument("--model_flags", help="a run_pretraining flagfile (e.g. configs/demo.flags): "
+                                              "its model flags replace --size and --seq")
+    parser.add_argument("--vocab_size", type=int, default=30522, help="vocabulary size of the model")
     return parser.parse_args(argv)
 
 
-def make_batch(batch, seq, seed=0):
+def make_batch(batch, seq, seed=0, vocab_size=30522):
     """The peers' workload: ids in [1000, 30000), [CLS] first, [SEP] last, no padding."""
-    ids = np.random.RandomState(seed).randint(1000, 30000, (batch, seq)).astype("int32")
+    ids = np.random.RandomState(seed).randint(1000, min(30000, vocab_size), (batch, seq)).astype("int32")
     ids[:, 0] = CLS_ID
     ids[:, -1] = SEP_ID
     return {"input_ids": tf.constant(ids), "input_mask": tf.ones_like(ids), "segment_ids": tf.zeros_like(ids)}
 
 
-def build(size, seq, precision):
+def model_config(args):
+    if not args.model_flags:
+        return electra_tf.ElectraConfig.for_size(args.size, max_seq_length=args.seq, vocab_size=args.vocab_size)
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    from electra_tf import run_flags  # pylint: disable=g-import-not-at-top
+    run_flags.define_flags()
+    flags.FLAGS([sys.argv[0], f"--flagfile={args.model_flags}"])
+    overrides = {f.name: flags.FLAGS[f.name].value for f in run_flags.MODEL_FIELDS
+                 if flags.FLAGS[f.name].value is not None}
+    return electra_tf.ElectraConfig.for_size(flags.FLAGS.model_size, **{**overrides, "vocab_size": args.vocab_size})
+
+
+def build(config, precision):
     keras.mixed_precision.set_dtype_policy(precision)
-    config = electra_tf.ElectraConfig.for_size(size, max_seq_length=seq)
     pretrainer = electra_tf.ElectraPretrainer(config)
     pretrainer.compile(optimizer=electra_tf.create_optimizer(electra_tf.OptimizerConfig()))
-    return config, pretrainer
+    return pretrainer
 
 
 def time_fn(fn, args, steps, warmup, per_call=None):
@@ -146,8 +162,11 @@ def time_parts(config, pretrainer, batch, steps, warmup, jit_compile):
 
 def main(argv=None):
     args = parse_args(argv)
-    config, pretrainer = build(args.size, args.seq, args.precision)
-    batch = make_batch(args.batch, args.seq, args.seed)
+    config = model_config(args)
+    if args.model_flags:
+        args.size, args.seq = os.path.basename(args.model_flags), config.max_seq_length
+    pretrainer = build(config, args.precision)
+    batch = make_batch(args.batch, args.seq, args.seed, config.vocab_size)
     train_step = tf.function(pretrainer.train_step, jit_compile=args.jit_compile)
     compile_start = time.perf_counter()
     train_step(batch)["loss"].numpy()
