@@ -8,6 +8,7 @@ learned piece is reachable. The reserved tokens come first:
 [PAD] [UNK] [CLS] [SEP] [MASK] (ids 0-4).
 """
 
+import collections
 import time
 import unicodedata
 
@@ -63,15 +64,18 @@ def count_words(lines, lowercase):
     # keras_hub's own splitter (whitespace, punctuation, CJK), which its
     # vocabulary trainer applies; it has no public name.
     from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize  # pylint: disable=g-import-not-at-top
-    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib  # pylint: disable=g-import-not-at-top
     from data_prep import tokenization  # pylint: disable=g-import-not-at-top
 
     def split(batch):
         return pretokenize(tokenization.bert_preprocess(batch, lowercase), lowercase=False,
-                           strip_accents=False, split=True, split_on_cjk=True)
+                           strip_accents=False, split=True, split_on_cjk=True).flat_values
 
-    words = tf.data.Dataset.from_tensor_slices(lines).batch(1024).map(split)
-    return wordpiece_tokenizer_learner_lib.count_words(words)
+    # Counted here rather than by tf-text's count_words, which fails on text
+    # with no words at all instead of returning nothing.
+    counts = collections.Counter()
+    for words in tf.data.Dataset.from_tensor_slices(lines).batch(1024).map(split):
+        counts.update(words.numpy().tolist())
+    return {word.decode("utf-8"): count for word, count in counts.items()}
 
 
 def learn_vocabulary(lines, vocab_size, lowercase):
@@ -83,6 +87,8 @@ def learn_vocabulary(lines, vocab_size, lowercase):
     from data_prep import wordpiece_learner  # pylint: disable=g-import-not-at-top
 
     word_counts = count_words(lines, lowercase)
+    if not word_counts:
+        raise UserError("inputs contain no words (only whitespace or control characters); check --input")
     vocab = wordpiece_learner.learn(word_counts, vocab_size, list(RESERVED_TOKENS))[:vocab_size]
     learned = [t for t in vocab[len(RESERVED_TOKENS):]
                if _is_usable_piece(t) and t not in RESERVED_TOKENS]

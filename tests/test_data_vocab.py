@@ -35,6 +35,18 @@ def test_build_vocab_cli_errors_are_one_line(tmp_path):
     assert not (tmp_path / "v.txt").exists()
 
 
+def test_build_vocab_cli_refuses_text_without_words_in_one_line(tmp_path):
+    corpus = tmp_path / "controls.txt"
+    corpus.write_text("\x01\x02\x03\n\x7f\u200b\n", encoding="utf-8")  # all deleted by BERT's cleanup
+    result = run_cli("data_prep.build_vocab", "--input", corpus, "--output", tmp_path / "v.txt")
+    assert result.returncode != 0
+    # TF's C++ start-up messages reach stderr whatever the log level; ours is the last line.
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: inputs contain no words (only whitespace or control characters); check --input")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "v.txt").exists()
+
+
 def _bert_layout(path, learned):
     """BERT's vocab.txt layout: [PAD], [unused0..98], [UNK], [CLS], [SEP],
     [MASK], more unused, then the wordpieces (ids 0, 100, 101, 102, 103)."""
