@@ -81,9 +81,8 @@ def model_config(args):
     from electra_tf import run_flags  # pylint: disable=g-import-not-at-top
     run_flags.define_flags()
     flags.FLAGS([sys.argv[0], f"--flagfile={args.model_flags}"])
-    overrides = {f.name: flags.FLAGS[f.name].value for f in run_flags.MODEL_FIELDS
-                 if flags.FLAGS[f.name].value is not None}
-    return electra_tf.ElectraConfig.for_size(flags.FLAGS.model_size, **{**overrides, "vocab_size": args.vocab_size})
+    overrides = {**run_flags.model_overrides(), "vocab_size": args.vocab_size}
+    return electra_tf.ElectraConfig.for_size(flags.FLAGS.model_size, **overrides)
 
 
 def build(config, precision):

@@ -59,9 +59,8 @@ def _suffix_counts(word_counts, curr_tokens):
     return counts
 
 
-def _learn_with_threshold(word_counts, threshold, first_round, reserved_tokens):
-    """tf-text's learn_with_thresh, given the first round's counts."""
-    char_tokens = tf_text_learner.extract_char_tokens(word_counts)
+def _learn_with_threshold(word_counts, threshold, first_round, char_tokens, reserved_tokens):
+    """tf-text's learn_with_thresh, given the first round's counts and the words' characters."""
     curr_tokens = tf_text_learner.ensure_all_tokens_exist(char_tokens, {}, True, JOINER)
     for iteration in range(_NUM_ITERATIONS):
         counts = first_round if iteration == 0 else _suffix_counts(word_counts, curr_tokens)
@@ -77,21 +76,22 @@ def learn(word_counts, vocab_size, reserved_tokens):
     reserved tokens, then single characters, then pieces (suffix pieces
     start with "##"), at most `vocab_size` of them when the search succeeds.
     """
-    word_counts = list(word_counts.items())
-    upper, lower = tf_text_learner.get_search_threshs(word_counts, _UPPER_THRESHOLD, _LOWER_THRESHOLD)
-    words = tf_text_learner.get_input_words(word_counts, reserved_tokens, _MAX_TOKEN_LENGTH)
+    items = list(word_counts.items())
+    upper, lower = tf_text_learner.get_search_threshs(items, _UPPER_THRESHOLD, _LOWER_THRESHOLD)
+    words = tf_text_learner.get_input_words(items, reserved_tokens, _MAX_TOKEN_LENGTH)
     allowed_chars = tf_text_learner.get_allowed_chars(words, _MAX_UNIQUE_CHARS)
     words = tf_text_learner.filter_input_words(words, allowed_chars, _MAX_INPUT_TOKENS)
     if any(word.startswith(JOINER) for word, _ in words):
         # A word "##x" and the piece "##x" would be one key here but two in
         # tf-text's counts. BERT's splitting never makes such a word.
-        return tf_text_learner.learn(dict(word_counts), vocab_size, reserved_tokens)
+        return tf_text_learner.learn(word_counts, vocab_size, reserved_tokens)
     first_round = _suffix_counts(words, None)
+    char_tokens = tf_text_learner.extract_char_tokens(words)
     slack = max(_SLACK_RATIO * vocab_size, 0)
     # tf-text's learn_binary_search, as a loop.
     while True:
         threshold = (upper + lower) // 2
-        vocab = _learn_with_threshold(words, threshold, first_round, reserved_tokens)
+        vocab = _learn_with_threshold(words, threshold, first_round, char_tokens, reserved_tokens)
         fits = len(vocab) <= vocab_size and vocab_size - len(vocab) <= slack
         if fits or lower >= upper or threshold <= 1:
             return vocab

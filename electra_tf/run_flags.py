@@ -104,6 +104,11 @@ def _dataset_info(data_dir):
         raise FlagError(f"cannot read {path} ({e}); rebuild the data with data_prep.build_pretraining_dataset")
 
 
+def model_overrides():
+    """The model flags that were set, by ElectraConfig field name (the rest come from --model_size)."""
+    return {f.name: FLAGS[f.name].value for f in MODEL_FIELDS if FLAGS[f.name].value is not None}
+
+
 def settings_from_flags():
     """Validates the flags and builds the configs; raises FlagError on a user mistake."""
     for name in ("data_dir", "model_dir"):
@@ -119,7 +124,7 @@ def settings_from_flags():
     except (FileNotFoundError, ValueError) as e:
         raise FlagError(str(e)) from None
 
-    overrides = {f.name: FLAGS[f.name].value for f in MODEL_FIELDS if FLAGS[f.name].value is not None}
+    overrides = model_overrides()
     if overrides.get("vocab_size", vocab_ids["vocab_size"]) != vocab_ids["vocab_size"]:
         raise FlagError(f"--vocab_size {overrides['vocab_size']} disagrees with {vocab_file} "
                         f"({vocab_ids['vocab_size']} tokens); drop --vocab_size or fix --vocab_file")
