@@ -278,9 +278,10 @@ def _fidelity(args, corpus_dir, vocab):
 
 
 def _parity(corpus_dir, vocab):
-    from data_prep.bert_reference import reference_ids  # pylint: disable=import-outside-toplevel
-    from data_prep.tokenization import WordpieceTokenizer  # pylint: disable=import-outside-toplevel
-    from data_prep.vocab_file import Vocab  # pylint: disable=import-outside-toplevel
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from bert_reference import reference_ids  # pylint: disable=import-outside-toplevel
+    from electra_tf.text.tokenization import WordpieceTokenizer  # pylint: disable=import-outside-toplevel
+    from electra_tf.text.vocab import Vocab  # pylint: disable=import-outside-toplevel
     tokens = Vocab(vocab).tokens
     with open(os.path.join(corpus_dir, "corpus.txt"), encoding="utf-8") as f:
         lines = [line.strip() for line in f if line.strip()]
@@ -293,7 +294,7 @@ def _parity(corpus_dir, vocab):
 
 def _reader(args, data_dir):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from electra_tf import input_pipeline  # pylint: disable=import-outside-toplevel
+    from electra_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel
     dataset = input_pipeline.make_pretraining_dataset(
         os.path.join(data_dir, "pretrain_data*"), 128, 128)
     iterator = iter(dataset)

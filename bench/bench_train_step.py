@@ -39,9 +39,9 @@ import keras  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import electra_tf  # noqa: E402
-from electra_tf import keyed_random  # noqa: E402
-from electra_tf.masking import mask_tokens  # noqa: E402
-from electra_tf.sampling import gumbel_sample  # noqa: E402
+from electra_tf.pretraining import keyed_random  # noqa: E402
+from electra_tf.pretraining.masking import mask_tokens  # noqa: E402
+from electra_tf.pretraining.sampling import gumbel_sample  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CLS_ID, SEP_ID = 101, 102
@@ -78,7 +78,7 @@ def model_config(args):
     if not args.model_flags:
         return electra_tf.ElectraConfig.for_size(args.size, max_seq_length=args.seq, vocab_size=args.vocab_size)
     from absl import flags  # pylint: disable=g-import-not-at-top
-    from electra_tf import run_flags  # pylint: disable=g-import-not-at-top
+    from electra_tf.training import run_flags  # pylint: disable=g-import-not-at-top
     run_flags.define_flags()
     flags.FLAGS([sys.argv[0], f"--flagfile={args.model_flags}"])
     overrides = {**run_flags.model_overrides(), "vocab_size": args.vocab_size}

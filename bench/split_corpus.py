@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from data_prep.atomic_files import write_text_atomically  # noqa: E402
+from electra_tf.utils.atomic import write_text_atomically  # noqa: E402
 
 
 def _as_text(documents):

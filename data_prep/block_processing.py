@@ -48,8 +48,8 @@ class BlockProcessor:
 
     def __init__(self, config):
         # Imported here so the parent can build blocks without loading TF twice.
-        from data_prep import tokenization  # pylint: disable=g-import-not-at-top
-        from data_prep.vocab_file import Vocab  # pylint: disable=g-import-not-at-top
+        from electra_tf.text import tokenization  # pylint: disable=g-import-not-at-top
+        from electra_tf.text.vocab import Vocab  # pylint: disable=g-import-not-at-top
 
         self._config = config
         self._vocab = Vocab(config.vocab_path)

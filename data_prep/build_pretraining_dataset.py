@@ -18,14 +18,14 @@ from absl import app
 from absl import flags
 
 from data_prep import block_processing
-from data_prep import dataset_info
+from electra_tf.data import dataset_info
 from data_prep import input_files
 from data_prep import shard_writer
 from data_prep import text_input
 from data_prep import workers
-from data_prep.progress import Progress
-from data_prep.user_errors import UserError, run_cli
-from data_prep.vocab_file import Vocab
+from electra_tf.utils.progress import Progress
+from electra_tf.utils.errors import UserError, run_cli
+from electra_tf.text.vocab import Vocab
 
 
 FLAGS = flags.FLAGS
@@ -141,7 +141,7 @@ def _frozen_heap():
     enabled = gc.isenabled()
     gc.disable()
     try:
-        from data_prep import tokenization  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+        from electra_tf.text import tokenization  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
         gc.freeze()
     finally:
         if enabled:

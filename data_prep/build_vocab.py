@@ -15,11 +15,11 @@ import unicodedata
 from absl import app
 from absl import flags
 
-from data_prep import atomic_files
+from electra_tf.utils import atomic as atomic_files
 from data_prep import input_files
 from data_prep import text_input
-from data_prep.user_errors import UserError, run_cli
-from data_prep.vocab_file import RESERVED_TOKENS
+from electra_tf.utils.errors import UserError, run_cli
+from electra_tf.text.vocab import RESERVED_TOKENS
 
 
 FLAGS = flags.FLAGS
@@ -64,7 +64,7 @@ def count_words(lines, lowercase):
     # keras_hub's own splitter (whitespace, punctuation, CJK), which its
     # vocabulary trainer applies; it has no public name.
     from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize  # pylint: disable=g-import-not-at-top
-    from data_prep import tokenization  # pylint: disable=g-import-not-at-top
+    from electra_tf.text import tokenization  # pylint: disable=g-import-not-at-top
 
     def split(batch):
         return pretokenize(tokenization.bert_preprocess(batch, lowercase), lowercase=False,

@@ -17,8 +17,8 @@ import re
 from absl import app
 from absl import flags
 
-from data_prep import atomic_files
-from data_prep.user_errors import UserError, run_cli
+from electra_tf.utils import atomic as atomic_files
+from electra_tf.utils.errors import UserError, run_cli
 
 FLAGS = flags.FLAGS
 

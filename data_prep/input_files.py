@@ -8,7 +8,7 @@ import glob
 import gzip
 import os
 
-from data_prep.user_errors import UserError
+from electra_tf.utils.errors import UserError
 
 _SNIFF_BYTES = 8192
 

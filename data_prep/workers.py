@@ -21,7 +21,7 @@ import traceback
 from data_prep import block_processing
 
 # Modules a forkserver loads once, so each worker it forks starts with TF.
-_PRELOAD = ["data_prep.tokenization", "data_prep.block_processing"]
+_PRELOAD = ["electra_tf.text.tokenization", "data_prep.block_processing"]
 _BLOCKS_IN_FLIGHT_PER_WORKER = 2
 
 
@@ -182,7 +182,7 @@ def _worker_context():
     """
     if "fork" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
-    from data_prep import tokenization  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    from electra_tf.text import tokenization  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     if threading.active_count() == 1 and not _tf_runtime_started():
         return multiprocessing.get_context("fork")
     context = multiprocessing.get_context("forkserver")

@@ -1,5 +1,6 @@
 """electra-tf: ELECTRA pre-training in Keras 3 / TensorFlow."""
 
+import importlib
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -8,18 +9,33 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # the demo 2.5x slower with most of the time spent in page faults (bench/RESULTS.md).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from electra_tf.config import ElectraConfig  # noqa: E402
-from electra_tf.embeddings import ElectraEmbeddings  # noqa: E402
-from electra_tf.encoder import ElectraEncoder  # noqa: E402
-from electra_tf.heads import DiscriminatorHead, GeneratorHead  # noqa: E402
-from electra_tf.models import ElectraDiscriminator, ElectraGenerator  # noqa: E402
-from electra_tf.optimization import (  # noqa: E402
-    ElectraAdamW, OptimizerConfig, WarmupPolynomialDecay, create_optimizer)
-from electra_tf.pretrainer import ElectraPretrainer  # noqa: E402
-from electra_tf.vocab import special_token_ids  # noqa: E402
+# The public API, imported on first use: importing a sub-package (the data tools import
+# electra_tf.utils) must not load TensorFlow.
+_EXPORTS = {
+    "ElectraConfig": "electra_tf.modeling.config",
+    "ElectraEmbeddings": "electra_tf.modeling.embeddings",
+    "ElectraEncoder": "electra_tf.modeling.encoder",
+    "DiscriminatorHead": "electra_tf.modeling.heads",
+    "GeneratorHead": "electra_tf.modeling.heads",
+    "ElectraDiscriminator": "electra_tf.modeling.models",
+    "ElectraGenerator": "electra_tf.modeling.models",
+    "ElectraAdamW": "electra_tf.training.optimization",
+    "OptimizerConfig": "electra_tf.training.optimization",
+    "WarmupPolynomialDecay": "electra_tf.training.optimization",
+    "create_optimizer": "electra_tf.training.optimization",
+    "ElectraPretrainer": "electra_tf.pretraining.pretrainer",
+    "special_token_ids": "electra_tf.text.vocab",
+}
+__all__ = list(_EXPORTS)
 
-__all__ = [
-    "ElectraConfig", "ElectraEmbeddings", "ElectraEncoder", "DiscriminatorHead", "GeneratorHead",
-    "ElectraDiscriminator", "ElectraGenerator", "ElectraAdamW", "OptimizerConfig",
-    "WarmupPolynomialDecay", "create_optimizer", "ElectraPretrainer", "special_token_ids",
-]
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'electra_tf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

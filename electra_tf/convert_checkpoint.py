@@ -24,8 +24,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from absl import app, flags, logging  # noqa: E402
 
-from data_prep.user_errors import UserError, run_cli  # noqa: E402
-from electra_tf.atomic_output import atomic_directory, check_free  # noqa: E402
+from electra_tf.utils.errors import UserError, run_cli  # noqa: E402
+from electra_tf.utils.atomic import atomic_directory, check_free  # noqa: E402
 
 
 # Every flag, as (definer, help); each is also a field of Options. All default to None: "not given".
@@ -89,7 +89,7 @@ def _check_mode(options):
 
 def import_checkpoint(options):
     """Runs an import; returns the report lines."""
-    from electra_tf import checkpoint_import
+    from electra_tf.convert import checkpoint_import
 
     check_free(options.output_dir, "output_dir")
     if options.hf_discriminator:
@@ -118,7 +118,8 @@ def import_checkpoint(options):
 
 def export_checkpoint(options):
     """Runs the exports of `--model_dir`; returns the report lines."""
-    from electra_tf import hf_checkpoint, keras_hub_export, pretrainer_weights, run_state
+    from electra_tf.convert import hf_checkpoint, keras_hub_export, pretrainer_weights
+    from electra_tf.training import run_state
 
     for flag in ("to_hf", "to_keras_hub"):
         if getattr(options, flag):

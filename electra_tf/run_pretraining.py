@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the console for progr
 
 from absl import app, flags, logging  # noqa: E402
 
-from electra_tf import run_flags  # noqa: E402
+from electra_tf.training import run_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 run_flags.define_flags()
@@ -37,9 +37,9 @@ def main(argv):
         _fail(str(e), 2)
     import tensorflow as tf
 
-    from electra_tf import run_state, training_loop
-    from electra_tf.export import export_pretrainer
-    from electra_tf.strategies import make_strategy
+    from electra_tf.training import run_state, training_loop
+    from electra_tf.serving.savedmodel import export_pretrainer
+    from electra_tf.training.strategies import make_strategy
 
     try:
         strategy = make_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.num_cpu_devices)

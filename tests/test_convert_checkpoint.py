@@ -19,12 +19,13 @@ from transformers import ElectraConfig as HFConfig
 from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
 
 from conftest import random_batch, run_module
-from data_prep.user_errors import UserError
-from electra_tf import checkpoint_import, keras_hub_export, run_state
-from electra_tf.config import ElectraConfig
+from electra_tf.utils.errors import UserError
+from electra_tf.convert import checkpoint_import, keras_hub_export
+from electra_tf.training import run_state
+from electra_tf.modeling.config import ElectraConfig
 from electra_tf.convert_checkpoint import Options, run
-from electra_tf.encoder import exact_gelu
-from electra_tf.pretrainer import ElectraPretrainer
+from electra_tf.modeling.encoder import exact_gelu
+from electra_tf.pretraining.pretrainer import ElectraPretrainer
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"tok{i}" for i in range(115)]
 SEQ = 48

@@ -17,7 +17,7 @@ from data_prep import input_files
 from data_prep import shard_writer
 from data_prep import text_input
 from data_prep import workers
-from data_prep.user_errors import UserError
+from electra_tf.utils.errors import UserError
 from test_data_helpers import quick_vocab, run_cli, write_demo_slice
 
 MODULE = "data_prep.build_pretraining_dataset"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from data_prep import export_corpus
-from data_prep.vocab_file import RESERVED_TOKENS
+from electra_tf.text.vocab import RESERVED_TOKENS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -4,8 +4,8 @@ import pytest
 
 from data_prep import build_vocab
 from data_prep import export_corpus
-from data_prep.bert_reference import reference_ids
-from data_prep.tokenization import WordpieceTokenizer
+from bert_reference import reference_ids
+from electra_tf.text.tokenization import WordpieceTokenizer
 
 TRICKY_LINES = [
     "Café déjà vu, naïve Ångström – Zürich's “quotes” … ½ km²",

@@ -7,8 +7,8 @@ import tensorflow as tf
 from data_prep import block_processing
 from data_prep import build_pretraining_dataset as builder
 from data_prep import input_files
-from data_prep.user_errors import UserError
-from data_prep.vocab_file import Vocab
+from electra_tf.utils.errors import UserError
+from electra_tf.text.vocab import Vocab
 from test_data_helpers import quick_vocab, run_cli, write_demo_slice
 
 
@@ -94,7 +94,7 @@ def test_vocab_without_word_pieces_is_refused_in_one_line(tmp_path):
     # One word piece is enough, and it builds the tokenizer the export uses.
     one_word = tmp_path / "one_word.txt"
     one_word.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nriver\n", encoding="utf-8")
-    from data_prep.tokenization import fast_bert_tokenizer
+    from electra_tf.text.tokenization import fast_bert_tokenizer
     fast_bert_tokenizer(Vocab(str(one_word)).tokens)
     # Every command reads vocabularies through Vocab; the dataset builder, for one, says it in one line.
     result = run_cli("data_prep.build_pretraining_dataset", "--input", specials,

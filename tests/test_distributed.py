@@ -128,7 +128,7 @@ def test_run_pretraining_on_real_data_matches_across_topologies(pretraining_data
 def test_input_is_split_between_workers_without_overlap(pretraining_data):
     import tensorflow as tf
 
-    from electra_tf.input_pipeline import make_pretraining_dataset
+    from electra_tf.data.input_pipeline import make_pretraining_dataset
 
     pattern = os.path.join(pretraining_data, "pretrain_data.tfrecord*")
     seen = []
@@ -145,7 +145,7 @@ def test_input_is_split_between_workers_without_overlap(pretraining_data):
 def test_tpu_strategy_is_built_from_the_flags(monkeypatch):
     import tensorflow as tf
 
-    from electra_tf import strategies
+    from electra_tf.training import strategies
 
     calls = []
 
@@ -168,7 +168,7 @@ def test_tpu_strategy_is_built_from_the_flags(monkeypatch):
 def test_multi_worker_cluster_comes_from_tf_config_or_slurm(monkeypatch):
     import tensorflow as tf
 
-    from electra_tf import strategies
+    from electra_tf.training import strategies
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from data_prep import block_processing
 from data_prep import build_pretraining_dataset as builder
 from data_prep import input_files
-from electra_tf import input_pipeline
+from electra_tf.data import input_pipeline
 from test_data_helpers import quick_vocab, write_demo_slice
 
 SEQ = 32

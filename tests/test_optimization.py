@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from electra_tf import ElectraAdamW, ElectraConfig, ElectraPretrainer, WarmupPolynomialDecay
-from electra_tf.optimization import OptimizerConfig, create_optimizer
+from electra_tf.training.optimization import OptimizerConfig, create_optimizer
 
 
 @pytest.mark.parametrize("step", [0, 1, 500, 9_999, 10_000, 10_001, 500_000, 999_999, 1_000_000, 1_200_000])

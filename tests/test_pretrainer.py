@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from conftest import random_batch
 from electra_tf import ElectraConfig, ElectraPretrainer, OptimizerConfig, create_optimizer
-from electra_tf.pretrainer import ELECTRA_METRICS, MLM_METRICS
+from electra_tf.pretraining.pretrainer import ELECTRA_METRICS, MLM_METRICS
 
 TINY = ElectraConfig.for_size("tiny", vocab_size=300, pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4,
                               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)

@@ -7,7 +7,7 @@ from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_li
 
 from data_prep import build_vocab
 from data_prep import wordpiece_learner
-from data_prep.vocab_file import RESERVED_TOKENS
+from electra_tf.text.vocab import RESERVED_TOKENS
 from test_data_helpers import write_demo_slice
 
 RESERVED = list(RESERVED_TOKENS)

@@ -23,7 +23,7 @@ STEPS = 3
 
 
 def main(mode, out_path, accumulation=1):
-    from electra_tf.strategies import make_strategy
+    from electra_tf.training.strategies import make_strategy
     strategy = {"one_device": lambda: make_strategy("one_device"),
                 "mirrored": lambda: make_strategy("mirrored", num_cpu_devices=2),
                 "multi_worker": lambda: make_strategy("multi_worker_mirrored")}[mode]()

@@ -3,7 +3,7 @@
 import json
 import os
 
-from data_prep import atomic_files
+from electra_tf.utils import atomic as atomic_files
 
 FILE_NAME = "dataset_info.json"
 

@@ -2,9 +2,9 @@
 
 import keras
 
-from electra_tf.config import BuiltFromConfig
-from electra_tf.embeddings import initializer
-from electra_tf.encoder import exact_gelu
+from electra_tf.modeling.config import BuiltFromConfig
+from electra_tf.modeling.embeddings import initializer
+from electra_tf.modeling.encoder import exact_gelu
 
 
 class GeneratorHead(keras.layers.Layer):

@@ -3,8 +3,8 @@
 import keras
 import keras_hub
 
-from electra_tf.config import ElectraConfig
-from electra_tf.embeddings import ElectraEmbeddings, initializer
+from electra_tf.modeling.config import ElectraConfig
+from electra_tf.modeling.embeddings import ElectraEmbeddings, initializer
 
 TOWERS = ("discriminator", "generator")
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from electra_tf.original_layout import DISCRIMINATOR_SCOPE, GENERATOR_SCOPE
+from electra_tf.convert.original_layout import DISCRIMINATOR_SCOPE, GENERATOR_SCOPE
 
 
 def _dense(name, layer):

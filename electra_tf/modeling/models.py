@@ -2,8 +2,8 @@
 
 import keras
 
-from electra_tf.encoder import ElectraEncoder
-from electra_tf.heads import DiscriminatorHead, GeneratorHead
+from electra_tf.modeling.encoder import ElectraEncoder
+from electra_tf.modeling.heads import DiscriminatorHead, GeneratorHead
 
 
 class ElectraDiscriminator(keras.Model):

@@ -168,7 +168,7 @@ class BuiltFromConfig:
         return cls(ElectraConfig.from_dict(config.pop("config")), **config)
 
 
-# Help text for the flags generated from these fields (electra_tf.run_flags).
+# Help text for the flags generated from these fields (electra_tf.training.run_flags).
 FIELD_HELP = {
     "vocab_size": "Vocabulary size; taken from --vocab_file when one is given.",
     "embedding_size": "Width of the shared token/position/segment embeddings.",

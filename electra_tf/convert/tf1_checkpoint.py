@@ -12,8 +12,8 @@ told otherwise.
 import os
 import re
 
-from data_prep.user_errors import UserError
-from electra_tf import original_layout as layout
+from electra_tf.utils.errors import UserError
+from electra_tf.convert import original_layout as layout
 
 # AdamWeightDecayOptimizer's slots are "<variable>/adam_m" and "<variable>/adam_v".
 _SLOT = re.compile(r"/adam_[mv]$")

@@ -137,7 +137,7 @@ def create_optimizer(config=None):
                         bias_correction=config.bias_correction, global_clipnorm=config.clip_norm or None)
 
 
-# Help text for the flags generated from these fields (electra_tf.run_flags).
+# Help text for the flags generated from these fields (electra_tf.training.run_flags).
 FIELD_HELP = {
     "learning_rate": "Peak learning rate (5e-4 small, 2e-4 base and large).",
     "num_train_steps": "Total optimizer steps; the learning rate decays to 0 there.",

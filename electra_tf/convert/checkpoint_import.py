@@ -13,11 +13,12 @@ import os
 import keras
 import tensorflow as tf
 
-from data_prep.user_errors import UserError
-from data_prep.vocab_file import Vocab
-from electra_tf import hf_checkpoint, original_layout, pretrainer_weights, run_flags, run_state, tf1_checkpoint
-from electra_tf.config import ElectraConfig
-from electra_tf.export import export_pretrainer
+from electra_tf.utils.errors import UserError
+from electra_tf.text.vocab import Vocab
+from electra_tf.convert import hf_checkpoint, original_layout, pretrainer_weights, tf1_checkpoint
+from electra_tf.training import run_flags, run_state
+from electra_tf.modeling.config import ElectraConfig
+from electra_tf.serving.savedmodel import export_pretrainer
 
 # The paper sizes, recognised by hidden size, supply what a checkpoint does
 # not record (max_seq_length, mask_prob, ...); anything else gets "small"'s.
@@ -107,7 +108,7 @@ def build_pretrainer(imported, config):
     shared = original_layout.share_generator_embeddings(tensors)
     original_layout.check_tensors(tensors, original_layout.pretrainer_shapes(config, bool(imported.generator)),
                                   imported.source)
-    from electra_tf.pretrainer import ElectraPretrainer
+    from electra_tf.pretraining.pretrainer import ElectraPretrainer
 
     keras.utils.set_random_seed(config.seed)
     pretrainer = ElectraPretrainer(config)

@@ -12,8 +12,8 @@ import shutil
 
 import tensorflow as tf
 
-from electra_tf.config import ElectraConfig
-from electra_tf.vocab import file_sha256
+from electra_tf.modeling.config import ElectraConfig
+from electra_tf.text.vocab import file_sha256
 
 RUN_CONFIG = "run_config.json"
 CHECKPOINTS = "checkpoints"
@@ -82,7 +82,7 @@ def start_or_check(model_dir, config, vocab_file, lowercase):
 
 def restore_pretrainer(state, checkpoint=None):
     """An ElectraPretrainer with the weights of `checkpoint` (default: the latest)."""
-    from electra_tf.pretrainer import ElectraPretrainer
+    from electra_tf.pretraining.pretrainer import ElectraPretrainer
 
     checkpoint = checkpoint or tf.train.latest_checkpoint(state.checkpoint_dir)
     if not checkpoint:

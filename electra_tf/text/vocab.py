@@ -1,8 +1,8 @@
-"""Reads a WordPiece vocab.txt (learned here or BERT's) and checks its special tokens."""
+"""A WordPiece vocab.txt: tokens in id order, its hash, the special-token ids."""
 
 import hashlib
 
-from data_prep.user_errors import UserError
+from electra_tf.utils.errors import UserError
 
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -62,3 +62,26 @@ class Vocab:
 
     def __len__(self):
         return len(self.tokens)
+
+
+
+def load_vocab(path):
+    """The tokens of a one-token-per-line vocabulary file, in id order."""
+    return Vocab(path).tokens
+
+
+def file_sha256(path):
+    """The hash dataset_info.json records, to tie data to its vocabulary."""
+    return Vocab(path).sha256
+
+
+def special_token_ids(path):
+    """`ElectraConfig` overrides for the vocabulary at `path`.
+
+    Example:
+
+    >>> config = ElectraConfig.for_size("small", **special_token_ids("vocab.txt"))
+    """
+    vocab = Vocab(path)
+    return {"vocab_size": len(vocab), "pad_id": vocab.pad_id, "unk_id": vocab.unk_id, "cls_id": vocab.cls_id,
+            "sep_id": vocab.sep_id, "mask_id": vocab.mask_id}

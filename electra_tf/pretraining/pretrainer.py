@@ -3,11 +3,11 @@
 import keras
 import tensorflow as tf
 
-from electra_tf.config import BuiltFromConfig
-from electra_tf.embeddings import ElectraEmbeddings
-from electra_tf.masking import mask_tokens, scatter_at_positions
-from electra_tf.models import ElectraDiscriminator, ElectraGenerator
-from electra_tf.sampling import gumbel_sample
+from electra_tf.modeling.config import BuiltFromConfig
+from electra_tf.modeling.embeddings import ElectraEmbeddings
+from electra_tf.pretraining.masking import mask_tokens, scatter_at_positions
+from electra_tf.modeling.models import ElectraDiscriminator, ElectraGenerator
+from electra_tf.pretraining.sampling import gumbel_sample
 
 ELECTRA_METRICS = (
     "loss", "mlm_loss", "mlm_accuracy", "sampled_accuracy", "rtd_loss", "rtd_accuracy",

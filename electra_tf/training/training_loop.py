@@ -16,12 +16,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf import run_state
-from electra_tf.input_pipeline import make_pretraining_dataset
-from electra_tf.optimization import create_optimizer
-from electra_tf.pretrainer import ElectraPretrainer
-from electra_tf.progress import ProgressLine
-from electra_tf.summaries import example_table
+from electra_tf.training import run_state
+from electra_tf.data.input_pipeline import make_pretraining_dataset
+from electra_tf.training.optimization import create_optimizer
+from electra_tf.pretraining.pretrainer import ElectraPretrainer
+from electra_tf.utils.progress import ProgressLine
+from electra_tf.training.summaries import example_table
 
 EXIT_NON_FINITE = 3
 
@@ -193,7 +193,7 @@ class PretrainingLoop:
         if isinstance(self.strategy, tf.distribute.TPUStrategy):
             return  # the eager host-side forward pass needs variables on the host
         if self.vocab is None:
-            from electra_tf.vocab import load_vocab
+            from electra_tf.text.vocab import load_vocab
             self.vocab = load_vocab(self.settings.vocab_file)
         outputs = self.model(self.sample, training=False, step=self.step)
         with self.writer.as_default(step=self.step):

@@ -3,7 +3,7 @@
 import keras
 import keras_hub
 
-from electra_tf.config import BuiltFromConfig
+from electra_tf.modeling.config import BuiltFromConfig
 
 
 def initializer(config):

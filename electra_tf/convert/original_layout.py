@@ -22,7 +22,7 @@ import dataclasses
 
 import numpy as np
 
-from data_prep.user_errors import UserError
+from electra_tf.utils.errors import UserError
 
 DISCRIMINATOR_SCOPE = "electra"
 GENERATOR_SCOPE = "generator"

@@ -12,9 +12,9 @@ import os
 
 from absl import flags
 
-from electra_tf import config as config_lib
-from electra_tf import optimization
-from electra_tf import vocab as vocab_lib
+from electra_tf.modeling import config as config_lib
+from electra_tf.training import optimization
+from electra_tf.text import vocab as vocab_lib
 
 FLAGS = flags.FLAGS
 

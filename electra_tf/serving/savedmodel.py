@@ -1,0 +1,112 @@
+"""The exported SavedModels: the discriminator with its tokenizer in the graph, and the generator.
+
+`export_pretrainer` writes `<root>/discriminator` with two signatures:
+`serving_default` (int32 input_ids, input_mask, segment_ids ->
+sequence_output, pooled_output, rtd_probabilities) and `serve_text` (raw
+strings -> tokens, rtd_probabilities, pooled_output, tokenized in the graph
+with tf-text), plus `vocab.txt` and `electra_config.json` beside it. It
+loads with `tf.saved_model.load` (after `import tensorflow_text`) in a
+process that does not import electra_tf.
+"""
+
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from electra_tf.text.tokenization import bert_preprocess, fast_bert_tokenizer
+from electra_tf.text.vocab import load_vocab
+
+
+def _ids_spec():
+    return tf.TensorSpec([None, None], tf.int32)
+
+
+class DiscriminatorServing(tf.Module):
+    """The discriminator with its tokenizer, as a tf.Module to save."""
+
+    def __init__(self, discriminator, vocab_tokens, config, lowercase):
+        super().__init__(name="electra_discriminator")
+        self.discriminator = discriminator
+        self.max_seq_length = config.max_seq_length
+        self.cls_id, self.sep_id = config.cls_id, config.sep_id
+        self.lowercase = lowercase
+        self.vocab = tf.constant(vocab_tokens)
+        self.tokenizer = fast_bert_tokenizer(vocab_tokens)
+
+    def _encode(self, input_ids, input_mask, segment_ids):
+        out = self.discriminator(
+            {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}, training=False)
+        sequence = tf.cast(out["sequence_output"], tf.float32)
+        probabilities = tf.sigmoid(out["logits"]) * tf.cast(input_mask, tf.float32)
+        return sequence, sequence[:, 0], probabilities
+
+    @tf.function(input_signature=[_ids_spec(), _ids_spec(), _ids_spec()])
+    def serve(self, input_ids, input_mask, segment_ids):
+        sequence, pooled, probabilities = self._encode(input_ids, input_mask, segment_ids)
+        return {"sequence_output": sequence, "pooled_output": pooled, "rtd_probabilities": probabilities}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def serve_text(self, text):
+        pieces = self.tokenizer.tokenize(bert_preprocess(text, self.lowercase))
+        pieces = pieces[:, : self.max_seq_length - 2]
+        rows = pieces.nrows()
+        cls = tf.fill([rows, 1], self.cls_id)
+        sep = tf.fill([rows, 1], self.sep_id)
+        ids = tf.concat([cls, pieces, sep], axis=1)
+        input_ids, input_mask = tf_text.pad_model_inputs(ids, self.max_seq_length)
+        _, pooled, probabilities = self._encode(input_ids, input_mask, tf.zeros_like(input_ids))
+        tokens = tf.where(input_mask > 0, tf.gather(self.vocab, input_ids), "")
+        return {"tokens": tokens, "rtd_probabilities": probabilities, "pooled_output": pooled}
+
+
+class GeneratorServing(tf.Module):
+    def __init__(self, generator):
+        super().__init__(name="electra_generator")
+        self.generator = generator
+
+    @tf.function(input_signature=[_ids_spec(), _ids_spec(), _ids_spec(), _ids_spec()])
+    def serve(self, input_ids, input_mask, segment_ids, masked_lm_positions):
+        logits = self.generator({"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids,
+                                 "masked_lm_positions": masked_lm_positions}, training=False)
+        return {"logits": logits}
+
+
+def _save_atomically(module, signatures, export_dir, vocab_file, config_json):
+    """Writes into a temporary sibling, then swaps it in: never a half-written export."""
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        tf.saved_model.save(module, staging, signatures=signatures)
+        shutil.copyfile(vocab_file, os.path.join(staging, "vocab.txt"))
+        with open(os.path.join(staging, "electra_config.json"), "w", encoding="utf-8") as f:
+            f.write(config_json)
+        old = None
+        if os.path.exists(export_dir):
+            old = tempfile.mkdtemp(prefix=".old-export-", dir=parent)
+            os.replace(export_dir, os.path.join(old, "x"))
+        os.replace(staging, export_dir)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def export_pretrainer(pretrainer, vocab_file, export_root, lowercase=True, export_generator=False):
+    """Writes `export_root/discriminator` (and `export_root/generator`); returns the discriminator's path."""
+    config = pretrainer.config
+    if pretrainer.discriminator is None:
+        raise ValueError("the mlm objective has no discriminator to export")
+    module = DiscriminatorServing(pretrainer.discriminator, load_vocab(vocab_file), config, lowercase)
+    path = os.path.join(export_root, "discriminator")
+    _save_atomically(module, {"serving_default": module.serve, "serve_text": module.serve_text},
+                     path, vocab_file, config.to_json())
+    if export_generator:
+        generator = GeneratorServing(pretrainer.generator)
+        _save_atomically(generator, {"serving_default": generator.serve},
+                         os.path.join(export_root, "generator"), vocab_file, config.to_json())
+    return path
