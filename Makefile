@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: venv test demo clean
+.PHONY: venv test lint demo clean
 
 # The demo's sequence length has one home, configs/demo.flags; the data is built to match it.
 DEMO_DIR ?= demo_out
@@ -16,7 +16,7 @@ DEMO_VOCAB_SIZE ?= 8000
 venv: $(STAMP)
 
 # The demo needs the runtime packages only; the tests add torch and transformers (requirements-dev.txt).
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -28,6 +28,9 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest -q tests
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
 
 $(DEMO_DIR)/wiki.txt: | $(STAMP)
 	$(PY) -m data_prep.export_corpus --output=$@

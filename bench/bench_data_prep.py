@@ -33,7 +33,6 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 
 def _load_average():
@@ -278,7 +277,7 @@ def _fidelity(args, corpus_dir, vocab):
 
 
 def _parity(corpus_dir, vocab):
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    sys.path.insert(0, os.path.join(REPO, "tests"))  # the test-only reference tokenizer
     from bert_reference import reference_ids  # pylint: disable=import-outside-toplevel
     from electra_tf.text.tokenization import WordpieceTokenizer  # pylint: disable=import-outside-toplevel
     from electra_tf.text.vocab import Vocab  # pylint: disable=import-outside-toplevel

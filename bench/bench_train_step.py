@@ -12,11 +12,11 @@ and sampling still change each step, as they are keyed by the step.
 
 Usage (from the repository root):
 
-    PYTHONPATH=. .venv/bin/python bench/bench_train_step.py                      # small, 32 x 128, fp32
-    PYTHONPATH=. .venv/bin/python bench/bench_train_step.py --precision mixed_bfloat16 --jit_compile
-    PYTHONPATH=. .venv/bin/python bench/bench_train_step.py --parts             # time the sub-parts too
-    PYTHONPATH=. .venv/bin/python bench/bench_train_step.py --json              # + one JSON line
-    PYTHONPATH=. .venv/bin/python bench/bench_train_step.py --model_flags configs/demo.flags \
+    .venv/bin/python bench/bench_train_step.py                      # small, 32 x 128, fp32
+    .venv/bin/python bench/bench_train_step.py --precision mixed_bfloat16 --jit_compile
+    .venv/bin/python bench/bench_train_step.py --parts             # time the sub-parts too
+    .venv/bin/python bench/bench_train_step.py --json              # + one JSON line
+    .venv/bin/python bench/bench_train_step.py --model_flags configs/demo.flags \
         --vocab_size 7702 --batch 64 --parts                                  # the demo's model
 
 Prints `electra_tf size=... batch=... seq=... precision=... xla=... threads=... step_s=... seq_per_s=...`
@@ -37,7 +37,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import electra_tf  # noqa: E402
 from electra_tf.pretraining import keyed_random  # noqa: E402
 from electra_tf.pretraining.masking import mask_tokens  # noqa: E402

@@ -5,8 +5,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-CLI_ENV = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+CLI_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 import electra_tf  # noqa: E402,F401  (first: its environment defaults must precede TensorFlow)
 import keras  # noqa: E402

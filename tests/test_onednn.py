@@ -22,7 +22,7 @@ print(_pywrap_util_port.IsMklEnabled())
 @pytest.mark.parametrize("setting, expected", [(None, "True"), ("0", "False"), ("1", "True")])
 def test_onednn_is_on_unless_the_user_turned_it_off(setting, expected):
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    env.update(PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(TF_CPP_MIN_LOG_LEVEL="3")
     if setting is not None:
         env["TF_ENABLE_ONEDNN_OPTS"] = setting
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=120)
