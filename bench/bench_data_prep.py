@@ -243,9 +243,11 @@ def _decoded(paths):
 
 def _fidelity(args, corpus_dir, vocab):
     """Original (seeded like our block 0) vs ours with one block, same shards."""
-    from data_prep import block_processing  # pylint: disable=import-outside-toplevel
+    from data_prep import (
+        block_processing,  # pylint: disable=import-outside-toplevel
+        input_files,  # pylint: disable=import-outside-toplevel
+    )
     from data_prep import build_pretraining_dataset as builder  # pylint: disable=import-outside-toplevel
-    from data_prep import input_files  # pylint: disable=import-outside-toplevel
     orig_out = os.path.join(args.workdir, "fidelity_original")
     wrapper = os.path.join(args.workdir, "seeded_original.py")
     with open(wrapper, "w") as f:
@@ -279,6 +281,7 @@ def _fidelity(args, corpus_dir, vocab):
 def _parity(corpus_dir, vocab):
     sys.path.insert(0, os.path.join(REPO, "tests"))  # the test-only reference tokenizer
     from bert_reference import reference_ids  # pylint: disable=import-outside-toplevel
+
     from electra_tf.text.tokenization import WordpieceTokenizer  # pylint: disable=import-outside-toplevel
     from electra_tf.text.vocab import Vocab  # pylint: disable=import-outside-toplevel
     tokens = Vocab(vocab).tokens
@@ -293,6 +296,7 @@ def _parity(corpus_dir, vocab):
 
 def _reader(args, data_dir):
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     from electra_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel
     dataset = input_pipeline.make_pretraining_dataset(
         os.path.join(data_dir, "pretrain_data*"), 128, 128)
@@ -315,8 +319,8 @@ def _machine():
     model = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(l.split(":", 1)[1].strip() for l in f
-                         if l.startswith("model name"))
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"

@@ -33,9 +33,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
 
 import electra_tf  # noqa: E402
 from electra_tf.pretraining import keyed_random  # noqa: E402
@@ -77,6 +77,7 @@ def model_config(args):
     if not args.model_flags:
         return electra_tf.ElectraConfig.for_size(args.size, max_seq_length=args.seq, vocab_size=args.vocab_size)
     from absl import flags  # pylint: disable=g-import-not-at-top
+
     from electra_tf.training import run_flags  # pylint: disable=g-import-not-at-top
     run_flags.define_flags()
     flags.FLAGS([sys.argv[0], f"--flagfile={args.model_flags}"])

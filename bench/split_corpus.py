@@ -11,9 +11,6 @@ usual vocabulary) and score on `heldout.txt` to measure detection alone.
 """
 
 import argparse
-import os
-import sys
-
 
 from electra_tf.utils.atomic import write_text_atomically  # noqa: E402
 

@@ -18,7 +18,6 @@ import math
 import os
 import random
 import re
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -64,6 +63,7 @@ def swapped_sentences(sentences, count, seed):
 
 def hit_rate(model, pairs, batch=64):
     import tensorflow as tf
+
     from electra_tf.demo import swapped_word_positions
 
     hits, untouched = 0, []
@@ -91,6 +91,7 @@ def main():
 
     import tensorflow as tf
     import tensorflow_text  # noqa: F401
+
     from electra_tf.demo import SWAPPED
 
     pairs = swapped_sentences(corpus_sentences(args.corpus, 3000), args.count, args.seed)

@@ -12,8 +12,7 @@ import random
 
 import numpy as np
 
-from data_prep import example_encoding
-from data_prep import packing
+from data_prep import example_encoding, packing
 
 # Target characters per block: big enough to amortize a TF call, small
 # enough that two processes get an even share of a small corpus.

@@ -14,19 +14,13 @@ import gc
 import os
 import shutil
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
-from data_prep import block_processing
+from data_prep import block_processing, input_files, shard_writer, text_input, workers
 from electra_tf.data import dataset_info
-from data_prep import input_files
-from data_prep import shard_writer
-from data_prep import text_input
-from data_prep import workers
-from electra_tf.utils.progress import Progress
-from electra_tf.utils.errors import UserError, run_cli
 from electra_tf.text.vocab import Vocab
-
+from electra_tf.utils.errors import UserError, run_cli
+from electra_tf.utils.progress import Progress
 
 FLAGS = flags.FLAGS
 

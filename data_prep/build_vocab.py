@@ -12,15 +12,12 @@ import collections
 import time
 import unicodedata
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
-from electra_tf.utils import atomic as atomic_files
-from data_prep import input_files
-from data_prep import text_input
-from electra_tf.utils.errors import UserError, run_cli
+from data_prep import input_files, text_input
 from electra_tf.text.vocab import RESERVED_TOKENS
-
+from electra_tf.utils import atomic as atomic_files
+from electra_tf.utils.errors import UserError, run_cli
 
 FLAGS = flags.FLAGS
 
@@ -61,9 +58,11 @@ def _is_usable_piece(token):
 def count_words(lines, lowercase):
     """{word: count} of the lines, split as keras_hub's compute_word_piece_vocabulary splits."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
     # keras_hub's own splitter (whitespace, punctuation, CJK), which its
     # vocabulary trainer applies; it has no public name.
     from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize  # pylint: disable=g-import-not-at-top
+
     from electra_tf.text import tokenization  # pylint: disable=g-import-not-at-top
 
     def split(batch):

@@ -14,8 +14,7 @@ import json
 import os
 import re
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from electra_tf.utils import atomic as atomic_files
 from electra_tf.utils.errors import UserError, run_cli

@@ -4,7 +4,6 @@ import contextlib
 import glob
 import os
 
-
 SHARD_PREFIX = "pretrain_data.tfrecord"
 _TEMP_PREFIX = ".tmp-"
 

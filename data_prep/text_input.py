@@ -120,8 +120,8 @@ def _jsonl_documents(input_file, stats, text_field):
         if not isinstance(text, str):
             stats.bad_jsonl_records += 1
             continue
-        doc = [l.strip() for l in text.split("\n")]
-        doc = [l for l in doc if l]
+        doc = [line.strip() for line in text.split("\n")]
+        doc = [line for line in doc if line]
         if doc:
             yield doc
         else:

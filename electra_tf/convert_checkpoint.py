@@ -24,9 +24,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from absl import app, flags, logging  # noqa: E402
 
-from electra_tf.utils.errors import UserError, run_cli  # noqa: E402
 from electra_tf.utils.atomic import atomic_directory, check_free  # noqa: E402
-
+from electra_tf.utils.errors import UserError, run_cli  # noqa: E402
 
 # Every flag, as (definer, help); each is also a field of Options. All default to None: "not given".
 FLAG_HELP = {

@@ -63,7 +63,7 @@ def swapped_word_positions(tokens, word):
 def report(tokens_batch, probabilities_batch):
     """Prints one line per sentence; returns how many had their top token in the swapped word."""
     hits = 0
-    for (sentence, word), tokens, probabilities in zip(SWAPPED, tokens_batch, probabilities_batch):
+    for (_, word), tokens, probabilities in zip(SWAPPED, tokens_batch, probabilities_batch):
         tokens = [t.decode() for t in tokens if t]
         probabilities = probabilities[: len(tokens)]
         swapped = swapped_word_positions(tokens, word)

@@ -37,8 +37,8 @@ def main(argv):
         _fail(str(e), 2)
     import tensorflow as tf
 
-    from electra_tf.training import run_state, training_loop
     from electra_tf.serving.savedmodel import export_pretrainer
+    from electra_tf.training import run_state, training_loop
     from electra_tf.training.strategies import make_strategy
 
     try:

@@ -8,6 +8,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 import electra_tf  # noqa: E402,F401  (first: its environment defaults must precede TensorFlow)
+
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -46,7 +48,8 @@ def run_module(module, *args, timeout=300, check=True, env=None):
     result = subprocess.run([sys.executable, "-m", module, *map(str, args)], env=env or CLI_ENV, cwd=ROOT,
                             capture_output=True, text=True, timeout=timeout)
     if check and result.returncode:
-        raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"{module} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 

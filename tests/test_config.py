@@ -5,7 +5,7 @@ import pytest
 from electra_tf import ElectraConfig, ElectraPretrainer
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pretrainer(size):
     # Building "large" takes seconds; build each size once per session.
     return ElectraPretrainer(ElectraConfig.for_size(size))

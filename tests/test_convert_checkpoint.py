@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
-from safetensors.numpy import load_file, save_file
-from transformers import ElectraConfig as HFConfig
-from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
-
 from conftest import random_batch, run_module
-from electra_tf.utils.errors import UserError
+from safetensors.numpy import load_file, save_file
+from transformers import AutoTokenizer, ElectraForMaskedLM, ElectraForPreTraining
+from transformers import ElectraConfig as HFConfig
+
 from electra_tf.convert import checkpoint_import, keras_hub_export
-from electra_tf.training import run_state
-from electra_tf.modeling.config import ElectraConfig
 from electra_tf.convert_checkpoint import Options, run
+from electra_tf.modeling.config import ElectraConfig
 from electra_tf.modeling.encoder import exact_gelu
 from electra_tf.pretraining.pretrainer import ElectraPretrainer
+from electra_tf.training import run_state
+from electra_tf.utils.errors import UserError
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"tok{i}" for i in range(115)]
 SEQ = 48

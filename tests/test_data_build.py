@@ -10,15 +10,11 @@ import tracemalloc
 
 import pytest
 import tensorflow as tf
-
-from data_prep import block_processing
-from data_prep import build_pretraining_dataset as builder
-from data_prep import input_files
-from data_prep import shard_writer
-from data_prep import text_input
-from data_prep import workers
-from electra_tf.utils.errors import UserError
 from test_data_helpers import quick_vocab, run_cli, write_demo_slice
+
+from data_prep import block_processing, input_files, shard_writer, text_input, workers
+from data_prep import build_pretraining_dataset as builder
+from electra_tf.utils.errors import UserError
 
 MODULE = "data_prep.build_pretraining_dataset"
 

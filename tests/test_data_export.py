@@ -2,8 +2,9 @@
 
 import json
 
-from data_prep import export_corpus
 from test_data_helpers import run_cli
+
+from data_prep import export_corpus
 
 
 def test_demo_corpus_is_complete():

@@ -1,10 +1,9 @@
 """tf-text tokenization against the `tokenizers` package's BERT WordPiece."""
 
 import pytest
-
-from data_prep import build_vocab
-from data_prep import export_corpus
 from bert_reference import reference_ids
+
+from data_prep import build_vocab, export_corpus
 from electra_tf.text.tokenization import WordpieceTokenizer
 
 TRICKY_LINES = [

@@ -3,13 +3,12 @@
 
 import pytest
 import tensorflow as tf
-
-from data_prep import block_processing
-from data_prep import build_pretraining_dataset as builder
-from data_prep import input_files
-from electra_tf.utils.errors import UserError
-from electra_tf.text.vocab import Vocab
 from test_data_helpers import quick_vocab, run_cli, write_demo_slice
+
+from data_prep import block_processing, input_files
+from data_prep import build_pretraining_dataset as builder
+from electra_tf.text.vocab import Vocab
+from electra_tf.utils.errors import UserError
 
 
 def test_build_vocab_cli_learns_reserved_first_vocab(tmp_path):

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import CLI_ENV, ROOT
 
 SCRIPT = os.path.join(ROOT, "tests", "topology_run.py")
@@ -102,8 +101,8 @@ def test_run_pretraining_on_real_data_matches_across_topologies(pretraining_data
              "--log_every_steps=5", "--hidden_dropout_prob=0", "--attention_probs_dropout_prob=0"]
     command = [sys.executable, "-m", "electra_tf.run_pretraining", *flags]
     model_dir = tmp_path / "two_workers"
-    results = _run_workers([command + [f"--model_dir={model_dir}", "--distribution_strategy=multi_worker_mirrored"]] * 2,
-                           _worker_envs(_free_ports(2)))
+    worker = command + [f"--model_dir={model_dir}", "--distribution_strategy=multi_worker_mirrored"]
+    results = _run_workers([worker] * 2, _worker_envs(_free_ports(2)))
     for code, out, err in results:
         assert code == 0, err[-3000:]
         assert "trained to step 10" in out

@@ -6,12 +6,11 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from data_prep import block_processing
-from data_prep import build_pretraining_dataset as builder
-from data_prep import input_files
-from electra_tf.data import input_pipeline
 from test_data_helpers import quick_vocab, write_demo_slice
+
+from data_prep import block_processing, input_files
+from data_prep import build_pretraining_dataset as builder
+from electra_tf.data import input_pipeline
 
 SEQ = 32
 

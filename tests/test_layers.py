@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from electra_tf import (DiscriminatorHead, ElectraConfig, ElectraEmbeddings, ElectraEncoder, ElectraPretrainer,
-                        create_optimizer)
+from electra_tf import (
+    DiscriminatorHead,
+    ElectraConfig,
+    ElectraEmbeddings,
+    ElectraEncoder,
+    ElectraPretrainer,
+    create_optimizer,
+)
 from electra_tf.modeling.encoder import exact_gelu
 
 TINY = ElectraConfig.for_size("tiny", vocab_size=500)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import random_batch
+
 from electra_tf import ElectraConfig
 from electra_tf.pretraining import keyed_random
 from electra_tf.pretraining.masking import mask_tokens

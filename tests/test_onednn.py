@@ -10,8 +10,6 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-
 PROBE = """
 import electra_tf  # first, before TensorFlow
 from tensorflow.python.util import _pywrap_util_port

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import random_batch
+
 from electra_tf import ElectraConfig, ElectraPretrainer, OptimizerConfig, create_optimizer
 from electra_tf.pretraining.pretrainer import ELECTRA_METRICS, MLM_METRICS
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops the exported serve_text uses)
-
 from conftest import CLI_ENV, ROOT
 from conftest import run_module as _run
+
 from electra_tf.demo import SWAPPED
 
 SCALARS = {"loss", "mlm_loss", "mlm_accuracy", "sampled_accuracy", "rtd_loss", "rtd_accuracy", "rtd_precision",

@@ -4,11 +4,10 @@ import random
 
 import pytest
 from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as tf_text_learner
-
-from data_prep import build_vocab
-from data_prep import wordpiece_learner
-from electra_tf.text.vocab import RESERVED_TOKENS
 from test_data_helpers import write_demo_slice
+
+from data_prep import build_vocab, wordpiece_learner
+from electra_tf.text.vocab import RESERVED_TOKENS
 
 RESERVED = list(RESERVED_TOKENS)
 

@@ -27,8 +27,9 @@ def main(mode, out_path, accumulation=1):
                 "mirrored": lambda: make_strategy("mirrored", num_cpu_devices=2),
                 "multi_worker": lambda: make_strategy("multi_worker_mirrored")}[mode]()
 
-    import electra_tf as et
     from conftest import random_batch
+
+    import electra_tf as et
 
     config = et.ElectraConfig.for_size("tiny", vocab_size=300, pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4,
                                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)

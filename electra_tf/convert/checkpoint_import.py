@@ -13,12 +13,12 @@ import os
 import keras
 import tensorflow as tf
 
-from electra_tf.utils.errors import UserError
-from electra_tf.text.vocab import Vocab
 from electra_tf.convert import hf_checkpoint, original_layout, pretrainer_weights, tf1_checkpoint
-from electra_tf.training import run_flags, run_state
 from electra_tf.modeling.config import ElectraConfig
 from electra_tf.serving.savedmodel import export_pretrainer
+from electra_tf.text.vocab import Vocab
+from electra_tf.training import run_flags, run_state
+from electra_tf.utils.errors import UserError
 
 # The paper sizes, recognised by hidden size, supply what a checkpoint does
 # not record (max_seq_length, mask_prob, ...); anything else gets "small"'s.

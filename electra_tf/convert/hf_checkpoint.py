@@ -15,8 +15,8 @@ import shutil
 
 import numpy as np
 
-from electra_tf.utils.errors import UserError
 from electra_tf.convert import original_layout as layout
+from electra_tf.utils.errors import UserError
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"

@@ -14,8 +14,8 @@ TransformerEncoder blocks, so every weight has a place; two things differ:
 
 import numpy as np
 
-from electra_tf.utils.errors import UserError
 from electra_tf.convert import pretrainer_weights
+from electra_tf.utils.errors import UserError
 
 # keras-hub's ElectraBackbone hard-codes this LayerNorm epsilon.
 KERAS_HUB_EPSILON = 1e-12

@@ -12,8 +12,8 @@ told otherwise.
 import os
 import re
 
-from electra_tf.utils.errors import UserError
 from electra_tf.convert import original_layout as layout
+from electra_tf.utils.errors import UserError
 
 # AdamWeightDecayOptimizer's slots are "<variable>/adam_m" and "<variable>/adam_v".
 _SLOT = re.compile(r"/adam_[mv]$")

@@ -9,8 +9,6 @@ import json
 import math
 import os
 
-import numpy as np
-
 import tensorflow as tf
 from absl import logging
 

@@ -5,8 +5,8 @@ import tensorflow as tf
 
 from electra_tf.modeling.config import BuiltFromConfig
 from electra_tf.modeling.embeddings import ElectraEmbeddings
-from electra_tf.pretraining.masking import mask_tokens, scatter_at_positions
 from electra_tf.modeling.models import ElectraDiscriminator, ElectraGenerator
+from electra_tf.pretraining.masking import mask_tokens, scatter_at_positions
 from electra_tf.pretraining.sampling import gumbel_sample
 
 ELECTRA_METRICS = (

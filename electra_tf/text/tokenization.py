@@ -11,7 +11,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-
 # What BERT's cleanup deletes: control characters (Cc) other than the tab,
 # newline and carriage return it turns into spaces, format characters (Cf:
 # zero-width space, soft hyphen, BOM) and U+FFFD. The tokenizer would

@@ -13,8 +13,8 @@ import os
 from absl import flags
 
 from electra_tf.modeling import config as config_lib
-from electra_tf.training import optimization
 from electra_tf.text import vocab as vocab_lib
+from electra_tf.training import optimization
 
 FLAGS = flags.FLAGS
 
@@ -101,7 +101,8 @@ def _dataset_info(data_dir):
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError) as e:
-        raise FlagError(f"cannot read {path} ({e}); rebuild the data with data_prep.build_pretraining_dataset")
+        raise FlagError(
+            f"cannot read {path} ({e}); rebuild the data with data_prep.build_pretraining_dataset") from None
 
 
 def model_overrides():
@@ -116,7 +117,8 @@ def settings_from_flags():
             raise FlagError(f"--{name} is required")
     data_dir = FLAGS.data_dir
     if not os.path.isdir(data_dir):
-        raise FlagError(f"--data_dir {data_dir} is not a directory; build data with data_prep.build_pretraining_dataset")
+        raise FlagError(f"--data_dir {data_dir} is not a directory; build data with "
+                        "data_prep.build_pretraining_dataset")
     info = _dataset_info(data_dir)
     vocab_file = FLAGS.vocab_file or info.get("vocab_file") or os.path.join(data_dir, "vocab.txt")
     try:

@@ -97,5 +97,6 @@ def restore_pretrainer(state, checkpoint=None):
         (tf.train.Checkpoint(model=pretrainer, optimizer=optimizer_view).read(checkpoint).expect_partial()
          .assert_existing_objects_matched())
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, AssertionError, ValueError) as e:
-        raise ValueError(f"cannot restore {checkpoint} into the recorded model config ({str(e).splitlines()[0]})")
+        raise ValueError(
+            f"cannot restore {checkpoint} into the recorded model config ({str(e).splitlines()[0]})") from None
     return pretrainer

@@ -16,12 +16,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.training import run_state
 from electra_tf.data.input_pipeline import make_pretraining_dataset
-from electra_tf.training.optimization import create_optimizer
 from electra_tf.pretraining.pretrainer import ElectraPretrainer
-from electra_tf.utils.progress import ProgressLine
+from electra_tf.training import run_state
+from electra_tf.training.optimization import create_optimizer
 from electra_tf.training.summaries import example_table
+from electra_tf.utils.progress import ProgressLine
 
 EXIT_NON_FINITE = 3
 
