@@ -20,7 +20,7 @@ _EXPORTS = {
     "ElectraDiscriminator": "electra_tf.modeling.models",
     "ElectraGenerator": "electra_tf.modeling.models",
     "ElectraAdamW": "electra_tf.training.optimization",
-    "OptimizerConfig": "electra_tf.training.optimization",
+    "OptimizerConfig": "electra_tf.training.optimizer_config",
     "WarmupPolynomialDecay": "electra_tf.training.optimization",
     "create_optimizer": "electra_tf.training.optimization",
     "ElectraPretrainer": "electra_tf.pretraining.pretrainer",

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 
 from electra_tf import ElectraAdamW, ElectraConfig, ElectraPretrainer, WarmupPolynomialDecay
-from electra_tf.training.optimization import OptimizerConfig, create_optimizer
+from electra_tf.training.optimization import create_optimizer
+from electra_tf.training.optimizer_config import OptimizerConfig
 
 
 @pytest.mark.parametrize("step", [0, 1, 500, 9_999, 10_000, 10_001, 500_000, 999_999, 1_000_000, 1_200_000])

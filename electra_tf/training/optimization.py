@@ -1,41 +1,14 @@
 """The original optimizer recipe: AdamW without bias correction, warmup x polynomial decay."""
 
-import dataclasses
-
 import keras
 from keras import ops
+
+from electra_tf.training.optimizer_config import OptimizerConfig
 
 # Matched against `variable.name`: LayerNorm's gamma/beta and every bias
 # (including the generator's output_bias), as the original excludes
 # "LayerNorm", "layer_norm" and "bias".
 NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-    """Optimizer and schedule hyperparameters; defaults are ELECTRA-Small's."""
-
-    learning_rate: float = 5e-4
-    num_train_steps: int = 1_000_000
-    num_warmup_steps: int = 10_000
-    lr_decay_power: float = 1.0
-    weight_decay_rate: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-6
-    clip_norm: float = 1.0
-    # Off by default: the original has none, and with warmup it matters
-    # little; off keeps the update identical to the original's, so a
-    # checkpoint converted from it resumes with the same dynamics.
-    bias_correction: bool = False
-
-    def __post_init__(self):
-        if self.num_train_steps <= 0:
-            raise ValueError(f"num_train_steps must be positive, got {self.num_train_steps}")
-        if self.num_warmup_steps < 0:
-            raise ValueError(f"num_warmup_steps must be >= 0, got {self.num_warmup_steps}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -135,18 +108,3 @@ def create_optimizer(config=None):
     return ElectraAdamW(schedule, weight_decay=config.weight_decay_rate, beta_1=config.adam_beta1,
                         beta_2=config.adam_beta2, epsilon=config.adam_epsilon,
                         bias_correction=config.bias_correction, global_clipnorm=config.clip_norm or None)
-
-
-# Help text for the flags generated from these fields (electra_tf.training.run_flags).
-FIELD_HELP = {
-    "learning_rate": "Peak learning rate (5e-4 small, 2e-4 base and large).",
-    "num_train_steps": "Total optimizer steps; the learning rate decays to 0 there.",
-    "num_warmup_steps": "Linear warmup steps (multiplies the decay curve).",
-    "lr_decay_power": "Power of the polynomial decay (1.0 = linear).",
-    "weight_decay_rate": "Decoupled weight decay; not applied to LayerNorm parameters and biases.",
-    "adam_beta1": "Adam beta1.",
-    "adam_beta2": "Adam beta2.",
-    "adam_epsilon": "Adam epsilon.",
-    "clip_norm": "Clip gradients to this global norm (0 disables).",
-    "bias_correction": "Apply Adam bias correction (the original does not).",
-}

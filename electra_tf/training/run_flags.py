@@ -14,14 +14,14 @@ from absl import flags
 
 from electra_tf.modeling import config as config_lib
 from electra_tf.text import vocab as vocab_lib
-from electra_tf.training import optimization
+from electra_tf.training import optimizer_config
 
 FLAGS = flags.FLAGS
 
 # Filled from the vocabulary, never set by hand.
 _FROM_VOCAB = ("pad_id", "unk_id", "cls_id", "sep_id", "mask_id")
 MODEL_FIELDS = [f for f in dataclasses.fields(config_lib.ElectraConfig) if f.name not in _FROM_VOCAB]
-OPTIMIZER_FIELDS = list(dataclasses.fields(optimization.OptimizerConfig))
+OPTIMIZER_FIELDS = list(dataclasses.fields(optimizer_config.OptimizerConfig))
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 DATA_FILE_PATTERN = "pretrain_data.tfrecord*"
@@ -53,7 +53,7 @@ def define_flags():
     for field in MODEL_FIELDS:
         _define(field, None, config_lib.FIELD_HELP[field.name] + " Default: the model size's value.")
     for field in OPTIMIZER_FIELDS:
-        _define(field, field.default, optimization.FIELD_HELP[field.name])
+        _define(field, field.default, optimizer_config.FIELD_HELP[field.name])
     flags.DEFINE_integer("train_batch_size", 128, "Global batch size (all replicas together).")
     flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each global batch into this many "
                                                        "micro-batches and sum their gradients: the same update, "
@@ -82,7 +82,7 @@ class RunSettings:
     """Everything run_pretraining needs, checked."""
 
     model: config_lib.ElectraConfig
-    optimizer: optimization.OptimizerConfig
+    optimizer: optimizer_config.OptimizerConfig
     data_dir: str
     model_dir: str
     vocab_file: str
@@ -139,7 +139,7 @@ def settings_from_flags():
                         "pass that vocab with --vocab_file")
     try:
         model = config_lib.ElectraConfig.for_size(FLAGS.model_size, **{**overrides, **vocab_ids})
-        optimizer = optimization.OptimizerConfig(**{f.name: FLAGS[f.name].value for f in OPTIMIZER_FIELDS})
+        optimizer = optimizer_config.OptimizerConfig(**{f.name: FLAGS[f.name].value for f in OPTIMIZER_FIELDS})
     except ValueError as e:
         raise FlagError(str(e)) from None
     data_length = info.get("max_seq_length")
