@@ -13,14 +13,16 @@ import contextlib
 import gc
 import os
 import shutil
+import sys
 
 from absl import app, flags
 
 from data_prep import block_processing, input_files, shard_writer, text_input, workers
-from electra_tf.data import dataset_info
+from electra_tf.data import format as data_format
 from electra_tf.text.vocab import Vocab
-from electra_tf.utils.errors import UserError, run_cli
-from electra_tf.utils.progress import Progress
+from electra_tf.utils import cli
+from electra_tf.utils.errors import UserError
+from electra_tf.utils.progress import ProgressBar
 
 FLAGS = flags.FLAGS
 
@@ -83,7 +85,7 @@ def _remove(paths):
 
 
 def _previous_outputs(output_dir):
-    info = os.path.join(output_dir, dataset_info.FILE_NAME)
+    info = os.path.join(output_dir, data_format.DATASET_INFO_FILE)
     return shard_writer.finished_shards(output_dir) + [info]
 
 
@@ -91,7 +93,9 @@ def build(config, inputs, output_dir, num_out_files, num_processes,
                     text_field="text", overwrite=False, show_progress=True):
     """Runs one build; returns the dataset_info dict."""
     vocab = Vocab(config.vocab_path)
-    progress = Progress(sum(f.size for f in inputs.usable), show_progress)
+    progress = ProgressBar(sum(f.size for f in inputs.usable), "MB", "MB/s", rate_per_unit=1e-6, count_scale=1e6,
+                           stream=sys.stderr, tty_only=True, interval=0.25)
+    progress.enabled &= show_progress
     created_dir = not os.path.isdir(output_dir)
     os.makedirs(output_dir, exist_ok=True)
     writer = None
@@ -113,12 +117,12 @@ def build(config, inputs, output_dir, num_out_files, num_processes,
         if created_dir:
             shutil.rmtree(output_dir, ignore_errors=True)
         raise
-    info = dataset_info.build_info(
+    info = data_format.build_dataset_info(
         vocab=vocab, config=config, shard_names=names,
         shard_counts=writer.counts, stats=stats, read_stats=read_stats,
         inputs=inputs.usable, skipped_inputs=inputs.skipped,
         elapsed_seconds=progress.elapsed())
-    dataset_info.write_info(output_dir, info)
+    data_format.write_dataset_info(output_dir, info)
     return info
 
 
@@ -146,6 +150,10 @@ def _frozen_heap():
         gc.unfreeze()
 
 
+def _progress_fields(stats):
+    return [f"{stats['documents']:,} documents", f"{stats['examples']:,} examples"]
+
+
 def _write_examples(process, config, inputs, text_field, writer, progress):
     """Reads, processes and writes every block; returns (stats, read_stats)."""
     read_stats = text_input.ReadStats()
@@ -157,10 +165,8 @@ def _write_examples(process, config, inputs, text_field, writer, progress):
             block_processing.make_blocks(documents)):
         writer.write(records)
         stats.update(block_stats)
-        progress.update(stats["documents"], read_stats.raw_bytes_read,
-                        stats["examples"])
-    progress.update(stats["documents"], read_stats.raw_bytes_read,
-                    stats["examples"], force=True)
+        progress.update(read_stats.raw_bytes_read, _progress_fields(stats))
+    progress.update(read_stats.raw_bytes_read, _progress_fields(stats), force=True)
     progress.close()
     if not stats["examples"]:
         raise UserError("input is empty: every document was empty or "
@@ -181,14 +187,14 @@ def summary_line(info, output_dir):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; see --help")
+    del argv
     _check_flags()
     Vocab(FLAGS.vocab_file)  # fail on a bad vocab before touching anything
     inputs = input_files.resolve_inputs(FLAGS.input)
     _check_output_dir(FLAGS.output_dir, FLAGS.overwrite)
     for skipped in inputs.skipped:
         print(f"skipping {skipped['path']}: {skipped['reason']}")
+    cli.start_tensorflow()
     config = block_processing.PackingConfig(
         vocab_path=FLAGS.vocab_file, lowercase=FLAGS.lowercase,
         max_seq_length=FLAGS.max_seq_length,
@@ -201,4 +207,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_cli(main))
+    app.run(cli.run(main))

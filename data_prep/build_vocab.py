@@ -16,8 +16,9 @@ from absl import app, flags
 
 from data_prep import input_files, text_input
 from electra_tf.text.vocab import RESERVED_TOKENS
-from electra_tf.utils import atomic as atomic_files
-from electra_tf.utils.errors import UserError, run_cli
+from electra_tf.utils import cli
+from electra_tf.utils.atomic import write_text_atomically
+from electra_tf.utils.errors import UserError
 
 FLAGS = flags.FLAGS
 
@@ -95,8 +96,7 @@ def learn_vocabulary(lines, vocab_size, lowercase):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; use --input")
+    del argv
     if not FLAGS.input or not FLAGS.output:
         raise UserError("--input and --output are required")
     if FLAGS.vocab_size <= len(RESERVED_TOKENS):
@@ -106,12 +106,13 @@ def main(argv):
     lines = read_lines(files.usable, FLAGS.text_field, FLAGS.max_lines)
     if not lines:
         raise UserError("inputs contain no text; check --input")
+    cli.start_tensorflow()
     vocab = learn_vocabulary(lines, FLAGS.vocab_size, FLAGS.lowercase)
-    atomic_files.write_text_atomically(FLAGS.output, "\n".join(vocab) + "\n")
+    write_text_atomically(FLAGS.output, "\n".join(vocab) + "\n")
     print(f"wrote {len(vocab)} tokens to {FLAGS.output} "
           f"({len(lines)} lines, {time.time() - start:.1f} s)")
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_cli(main))
+    app.run(cli.run(main))

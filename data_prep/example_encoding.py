@@ -13,7 +13,9 @@ repeat across examples, so they are made once and cached.
 
 import numpy as np
 
-FEATURES = (b"input_ids", b"input_mask", b"segment_ids")
+from electra_tf.data.format import FEATURE_NAMES
+
+FEATURES = tuple(name.encode() for name in FEATURE_NAMES)
 _LEN_DELIMITED_1 = b"\x0a"  # field 1, wire type 2
 
 

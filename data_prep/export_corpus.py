@@ -16,8 +16,9 @@ import re
 
 from absl import app, flags
 
-from electra_tf.utils import atomic as atomic_files
-from electra_tf.utils.errors import UserError, run_cli
+from electra_tf.utils import cli
+from electra_tf.utils.atomic import write_text_atomically
+from electra_tf.utils.errors import UserError
 
 FLAGS = flags.FLAGS
 
@@ -91,13 +92,12 @@ def export_demo_corpus(output_path, max_documents=None):
     documents = list(demo_documents(max_documents))
     parent = os.path.dirname(os.path.abspath(output_path))
     os.makedirs(parent, exist_ok=True)
-    atomic_files.write_text_atomically(output_path, format_documents(documents))
+    write_text_atomically(output_path, format_documents(documents))
     return len(documents)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {argv[1:]}; use --output")
+    del argv
     if not FLAGS.output:
         raise UserError("--output is required; give the text file to write")
     n = export_demo_corpus(FLAGS.output, FLAGS.max_documents)
@@ -106,4 +106,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_cli(main))
+    app.run(cli.run(main))

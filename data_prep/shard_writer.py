@@ -4,13 +4,9 @@ import contextlib
 import glob
 import os
 
-SHARD_PREFIX = "pretrain_data.tfrecord"
+from electra_tf.data.format import SHARD_PREFIX, shard_name
+
 _TEMP_PREFIX = ".tmp-"
-
-
-def shard_name(index, count):
-    # The original script's naming, so either tool's output fits the same glob.
-    return f"{SHARD_PREFIX}-{index}-of-{count}"
 
 
 def finished_shards(output_dir):

@@ -1,16 +1,10 @@
 """electra-tf: ELECTRA pre-training in Keras 3 / TensorFlow."""
 
 import importlib
-import os
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# TF turns its oneDNN kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX.
-# Elsewhere (AVX2 machines such as AMD Zen 3) it falls back to Eigen kernels, which ran
-# the demo 2.5x slower with most of the time spent in page faults (bench/RESULTS.md).
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-# The public API, imported on first use: importing a sub-package (the data tools import
-# electra_tf.utils) must not load TensorFlow.
+# The public API, imported on first use: importing a sub-package (the command-line tools
+# import electra_tf.utils) must not load TensorFlow, which the tools configure first
+# (electra_tf.utils.cli). The library itself never changes the process environment.
 _EXPORTS = {
     "ElectraConfig": "electra_tf.modeling.config",
     "ElectraEmbeddings": "electra_tf.modeling.embeddings",

@@ -19,13 +19,11 @@ place when complete; a mistake in the input stops the run with one line
 import dataclasses
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the console for the report and errors
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from absl import app, flags
 
-from absl import app, flags, logging  # noqa: E402
-
-from electra_tf.utils.atomic import atomic_directory, check_free  # noqa: E402
-from electra_tf.utils.errors import UserError, run_cli  # noqa: E402
+from electra_tf.utils import cli
+from electra_tf.utils.atomic import atomic_directory, check_free
+from electra_tf.utils.errors import UserError
 
 # Every flag, as (definer, help); each is also a field of Options. All default to None: "not given".
 FLAG_HELP = {
@@ -99,7 +97,7 @@ def import_checkpoint(options):
                                               options.num_heads)
     config = checkpoint_import.make_config(imported, options.max_seq_length, options.generator_hidden_size)
     pretrainer, shared = checkpoint_import.build_pretrainer(imported, config)
-    with atomic_directory(options.output_dir, "output_dir") as staging:
+    with atomic_directory(options.output_dir) as staging:
         checkpoint_import.write_model_dir(pretrainer, imported, staging)
     out = options.output_dir
     gen_hidden, gen_heads, _ = config.generator_dims
@@ -136,7 +134,7 @@ def export_checkpoint(options):
     lines = []
     if options.to_hf:
         tensors = pretrainer_weights.extract(pretrainer_weights.pretrainer_variables(pretrainer))
-        with atomic_directory(options.to_hf, "to_hf") as staging:
+        with atomic_directory(options.to_hf) as staging:
             for tower in ("discriminator", "generator"):
                 hf_checkpoint.write_tower(tensors, state.config, tower, os.path.join(staging, tower),
                                           state.vocab_file, state.lowercase)
@@ -144,7 +142,7 @@ def export_checkpoint(options):
                      "(ElectraForMaskedLM) for transformers' from_pretrained")
     if backbone is not None:
         difference = keras_hub_export.gelu_difference(pretrainer, backbone)
-        with atomic_directory(options.to_keras_hub, "to_keras_hub") as staging:
+        with atomic_directory(options.to_keras_hub) as staging:
             keras_hub_export.write_preset(backbone, state.vocab_file, state.lowercase, staging)
         lines += [f"wrote {options.to_keras_hub}: keras_hub.models.ElectraBackbone.from_preset loads it "
                   "(with ElectraTokenizer)",
@@ -162,14 +160,13 @@ def run(options):
 
 
 def main(argv):
-    logging.set_verbosity(logging.WARNING)
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag (see --help)")
+    del argv
     values = {name: flags.FLAGS[name].value for name in FLAG_HELP}
+    cli.start_tensorflow()
     for line in run(Options(**values)):
         print(line, flush=True)
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(run_cli(main))
+    app.run(cli.run(main))

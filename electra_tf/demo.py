@@ -8,11 +8,11 @@ prints each token with the probability that it was replaced.
 """
 
 import os
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from electra_tf.utils import cli
+from electra_tf.utils.errors import UserError
 
 # (sentence, the word swapped in). Every word, the swapped one included, occurs at
 # least MIN_CORPUS_COUNT times in the demo corpus (checked by a test): a word the
@@ -78,12 +78,13 @@ def report(tokens_batch, probabilities_batch):
 
 def main(argv):
     del argv
+    cli.start_tensorflow()
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
 
     if not FLAGS.export_dir or not os.path.isdir(FLAGS.export_dir):
-        sys.exit(f"error: --export_dir {FLAGS.export_dir} is not an exported model; run make demo or "
-                 "python -m electra_tf.export first")
+        raise UserError(f"--export_dir {FLAGS.export_dir} is not an exported model; run make demo or "
+                        "python -m electra_tf.export first")
     model = tf.saved_model.load(FLAGS.export_dir)
     out = model.signatures["serve_text"](tf.constant([sentence for sentence, _ in SWAPPED]))
     print("P(replaced) per token; * marks the swapped word:")
@@ -92,4 +93,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.run(main))

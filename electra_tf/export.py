@@ -12,32 +12,40 @@ in a process that does not import electra_tf.
 """
 
 import os
-import sys
 
-from electra_tf.serving.savedmodel import export_pretrainer
-from electra_tf.training import run_state
+from absl import app, flags
+
+from electra_tf.utils import cli
+from electra_tf.utils.errors import UserError
+
+FLAGS = flags.FLAGS
 
 
-def main(argv):
-    from absl import flags
-
+def define_flags():
     flags.DEFINE_string("model_dir", None, "A run's model_dir (holds run_config.json and checkpoints/).")
     flags.DEFINE_string("checkpoint", None, "Checkpoint prefix to export (default: the latest in model_dir).")
     flags.DEFINE_string("export_dir", None, "Where to write (default: <model_dir>/export).")
     flags.DEFINE_boolean("export_generator", False, "Also export the generator.")
-    flags.FLAGS(argv)
-    FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from electra_tf.serving.savedmodel import export_pretrainer
+    from electra_tf.training import run_state
+
     if not FLAGS.model_dir:
-        sys.exit("error: --model_dir is required")
+        raise UserError("--model_dir is required")
+    cli.start_tensorflow()
     try:
         state = run_state.load(FLAGS.model_dir)
         pretrainer = run_state.restore_pretrainer(state, FLAGS.checkpoint)
-        path = export_pretrainer(pretrainer, state.vocab_file, FLAGS.export_dir or
-                                 os.path.join(FLAGS.model_dir, "export"), state.lowercase, FLAGS.export_generator)
     except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+        raise UserError(str(e)) from None
+    path = export_pretrainer(pretrainer, state.vocab_file, FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export"),
+                             state.lowercase, FLAGS.export_generator)
     print(f"exported the discriminator to {path}")
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    define_flags()
+    app.run(cli.run(main))

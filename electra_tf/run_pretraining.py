@@ -10,31 +10,21 @@ exported to <model_dir>/export/discriminator.
 
 import os
 import re
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the console for progress and errors
+from absl import app, flags
 
-from absl import app, flags, logging  # noqa: E402
-
-from electra_tf.training import run_flags  # noqa: E402
+from electra_tf.training import run_flags
+from electra_tf.utils import cli
+from electra_tf.utils.errors import EXIT_DATA, UserError
 
 FLAGS = flags.FLAGS
 run_flags.define_flags()
 
 
-def _fail(message, code=1):
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    sys.exit(code)
-
-
 def main(argv):
-    logging.set_verbosity(logging.WARNING)
-    if len(argv) > 1:
-        _fail(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag (see --helpfull)", 2)
-    try:
-        settings = run_flags.settings_from_flags()
-    except run_flags.FlagError as e:
-        _fail(str(e), 2)
+    del argv
+    settings = run_flags.settings_from_flags()
+    cli.start_tensorflow()
     import tensorflow as tf
 
     from electra_tf.serving.savedmodel import export_pretrainer
@@ -52,18 +42,19 @@ def main(argv):
             precision_policy=run_flags.PRECISIONS[FLAGS.mixed_precision],
             inject_nan_at_step=FLAGS.inject_nan_at_step)
         loop = training_loop.PretrainingLoop(settings, options, strategy)
+    except UserError:
+        raise
     except (ValueError, FileNotFoundError, tf.errors.OpError) as e:
-        _fail(str(e).strip().splitlines()[0], 2)
+        raise UserError(str(e).strip().splitlines()[0]) from None
     try:
         ended = loop.run()
-    except training_loop.NonFiniteLoss as e:
-        _fail(str(e), training_loop.EXIT_NON_FINITE)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
         corrupt = re.search(r"corrupt or truncated TFRecord file\]\s*\[([^\]]+)\]", e.message)
         if not corrupt:
             raise
-        _fail(f"corrupt or truncated TFRecord file {corrupt.group(1)}; rebuild the data with "
-              "data_prep.build_pretraining_dataset and re-run to resume (checkpoints so far are intact)", 1)
+        raise UserError(f"corrupt or truncated TFRecord file {corrupt.group(1)}; rebuild the data with "
+                        "build_pretraining_dataset and re-run to resume (checkpoints so far are intact)",
+                        EXIT_DATA) from None
     if ended != "done":
         return
     print(f"trained to step {loop.step}; TensorBoard logs: tensorboard --logdir {settings.model_dir}", flush=True)
@@ -75,4 +66,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(cli.run(main))

@@ -2,14 +2,13 @@ import os
 import subprocess
 import sys
 
+# The environment the command-line tools give themselves (electra_tf.utils.cli), set before TF loads.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLI_ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+CLI_ENV = dict(os.environ)
 
-import electra_tf  # noqa: E402,F401  (first: its environment defaults must precede TensorFlow)
-
-# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

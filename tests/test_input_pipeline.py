@@ -10,6 +10,7 @@ from test_data_helpers import quick_vocab, write_demo_slice
 
 from data_prep import block_processing, input_files
 from data_prep import build_pretraining_dataset as builder
+from electra_tf.data import format as data_format
 from electra_tf.data import input_pipeline
 
 SEQ = 32
@@ -66,7 +67,7 @@ def test_reads_original_format_records_as_int32_batches(tmp_path):
     keys = _example_keys(input_pipeline.make_pretraining_dataset(
         str(tmp_path / "d" / "*"), 1, SEQ, repeat=False))
     assert sorted(keys) == [1000 + i for i in range(30)]
-    assert input_pipeline.read_dataset_info(str(tmp_path / "d")) is None
+    assert data_format.read_dataset_info(str(tmp_path / "d")) == {}
 
 
 def test_round_trip_from_the_builder(tmp_path):
@@ -77,7 +78,7 @@ def test_round_trip_from_the_builder(tmp_path):
     out = tmp_path / "out"
     builder.build(config, input_files.resolve_inputs([corpus]), str(out), 3,
                   1, show_progress=False)
-    info = input_pipeline.read_dataset_info(str(out))
+    info = data_format.read_dataset_info(str(out))
     assert info == json.loads((out / "dataset_info.json").read_text())
     expected = collections.Counter()
     for record in tf.data.TFRecordDataset(

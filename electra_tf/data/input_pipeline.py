@@ -5,27 +5,16 @@ google-research/electra script (same features: int64 input_ids, input_mask,
 segment_ids of length max_seq_length) and yields int32 batches.
 """
 
-import json
 import math
-import os
 
 import tensorflow as tf
 from absl import logging
 
-FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
-DATASET_INFO_FILE = "dataset_info.json"
+from electra_tf.data.format import FEATURE_NAMES
+
 # Every TFRecord costs 16 framing bytes besides its payload: length (8),
 # length CRC (4), data CRC (4).
 _RECORD_OVERHEAD_BYTES = 16
-
-
-def read_dataset_info(data_dir):
-    """Parsed dataset_info.json of a data directory, or None if it has none."""
-    path = os.path.join(data_dir, DATASET_INFO_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
 
 
 def _list_files(file_pattern):

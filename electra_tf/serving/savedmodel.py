@@ -11,13 +11,13 @@ process that does not import electra_tf.
 
 import os
 import shutil
-import tempfile
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
 from electra_tf.text.tokenization import bert_preprocess, fast_bert_tokenizer
 from electra_tf.text.vocab import load_vocab
+from electra_tf.utils.atomic import atomic_directory
 
 
 def _ids_spec():
@@ -76,24 +76,11 @@ class GeneratorServing(tf.Module):
 
 def _save_atomically(module, signatures, export_dir, vocab_file, config_json):
     """Writes into a temporary sibling, then swaps it in: never a half-written export."""
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
+    with atomic_directory(export_dir, replace=True) as staging:
         tf.saved_model.save(module, staging, signatures=signatures)
         shutil.copyfile(vocab_file, os.path.join(staging, "vocab.txt"))
         with open(os.path.join(staging, "electra_config.json"), "w", encoding="utf-8") as f:
             f.write(config_json)
-        old = None
-        if os.path.exists(export_dir):
-            old = tempfile.mkdtemp(prefix=".old-export-", dir=parent)
-            os.replace(export_dir, os.path.join(old, "x"))
-        os.replace(staging, export_dir)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def export_pretrainer(pretrainer, vocab_file, export_root, lowercase=True, export_generator=False):

@@ -7,14 +7,15 @@ the chosen `--model_size`'s values; optimizer flags come from
 """
 
 import dataclasses
-import json
 import os
 
 from absl import flags
 
+from electra_tf.data import format as data_format
 from electra_tf.modeling import config as config_lib
 from electra_tf.text import vocab as vocab_lib
 from electra_tf.training import optimizer_config
+from electra_tf.utils.errors import UserError
 
 FLAGS = flags.FLAGS
 
@@ -24,7 +25,6 @@ MODEL_FIELDS = [f for f in dataclasses.fields(config_lib.ElectraConfig) if f.nam
 OPTIMIZER_FIELDS = list(dataclasses.fields(optimizer_config.OptimizerConfig))
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-DATA_FILE_PATTERN = "pretrain_data.tfrecord*"
 
 
 def _define(field, default, help_text):
@@ -44,7 +44,8 @@ def define_flags():
     """Defines every flag of run_pretraining (idempotent per process)."""
     if "model_size" in FLAGS:
         return
-    flags.DEFINE_string("data_dir", None, f"Directory of {DATA_FILE_PATTERN} shards (data_prep output).")
+    flags.DEFINE_string("data_dir", None, f"Directory of {data_format.SHARD_PREFIX}* shards and "
+                                          f"{data_format.DATASET_INFO_FILE} (build_pretraining_dataset's output).")
     flags.DEFINE_string("model_dir", None, "Where checkpoints, TensorBoard logs and the export go. "
                                            "Re-using it resumes the run.")
     flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt the data was built with "
@@ -89,68 +90,52 @@ class RunSettings:
     dataset_info: dict
 
 
-class FlagError(ValueError):
-    """A user mistake in the flags: printed as one line, before any work."""
-
-
-def _dataset_info(data_dir):
-    path = os.path.join(data_dir, "dataset_info.json")
-    if not os.path.exists(path):
-        return {}  # Datasets made by the original script have none.
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise FlagError(
-            f"cannot read {path} ({e}); rebuild the data with data_prep.build_pretraining_dataset") from None
-
-
 def model_overrides():
     """The model flags that were set, by ElectraConfig field name (the rest come from --model_size)."""
     return {f.name: FLAGS[f.name].value for f in MODEL_FIELDS if FLAGS[f.name].value is not None}
 
 
 def settings_from_flags():
-    """Validates the flags and builds the configs; raises FlagError on a user mistake."""
+    """Validates the flags and builds the configs; raises a UserError on a user mistake."""
     for name in ("data_dir", "model_dir"):
         if not FLAGS[name].value:
-            raise FlagError(f"--{name} is required")
+            raise UserError(f"--{name} is required")
     data_dir = FLAGS.data_dir
     if not os.path.isdir(data_dir):
-        raise FlagError(f"--data_dir {data_dir} is not a directory; build data with "
+        raise UserError(f"--data_dir {data_dir} is not a directory; build data with "
                         "data_prep.build_pretraining_dataset")
-    info = _dataset_info(data_dir)
+    info = data_format.read_dataset_info(data_dir)
     vocab_file = FLAGS.vocab_file or info.get("vocab_file") or os.path.join(data_dir, "vocab.txt")
     try:
         vocab_ids = vocab_lib.special_token_ids(vocab_file)
     except (FileNotFoundError, ValueError) as e:
-        raise FlagError(str(e)) from None
+        raise UserError(str(e)) from None
 
     overrides = model_overrides()
     if overrides.get("vocab_size", vocab_ids["vocab_size"]) != vocab_ids["vocab_size"]:
-        raise FlagError(f"--vocab_size {overrides['vocab_size']} disagrees with {vocab_file} "
+        raise UserError(f"--vocab_size {overrides['vocab_size']} disagrees with {vocab_file} "
                         f"({vocab_ids['vocab_size']} tokens); drop --vocab_size or fix --vocab_file")
     if info.get("vocab_size") not in (None, vocab_ids["vocab_size"]):
-        raise FlagError(f"the data in {data_dir} was built with a {info['vocab_size']}-token vocabulary but "
+        raise UserError(f"the data in {data_dir} was built with a {info['vocab_size']}-token vocabulary but "
                         f"{vocab_file} has {vocab_ids['vocab_size']}; pass the vocab the data was built with")
     vocab_hash = info.get("vocab_sha256")
     if vocab_hash and vocab_hash != vocab_lib.file_sha256(vocab_file):
-        raise FlagError(f"{vocab_file} is not the vocabulary the data in {data_dir} was built with (hash differs); "
+        raise UserError(f"{vocab_file} is not the vocabulary the data in {data_dir} was built with (hash differs); "
                         "pass that vocab with --vocab_file")
     try:
         model = config_lib.ElectraConfig.for_size(FLAGS.model_size, **{**overrides, **vocab_ids})
         optimizer = optimizer_config.OptimizerConfig(**{f.name: FLAGS[f.name].value for f in OPTIMIZER_FIELDS})
     except ValueError as e:
-        raise FlagError(str(e)) from None
+        raise UserError(str(e)) from None
     data_length = info.get("max_seq_length")
     if data_length is not None and data_length != model.max_seq_length:
-        raise FlagError(f"--max_seq_length {model.max_seq_length} disagrees with the data in {data_dir} "
+        raise UserError(f"--max_seq_length {model.max_seq_length} disagrees with the data in {data_dir} "
                         f"(built with {data_length}); set --max_seq_length={data_length}")
     for name in ("train_batch_size", "gradient_accumulation_steps", "steps_per_loop", "save_checkpoints_steps",
                  "keep_checkpoint_max",
                  "log_every_steps", "example_every_steps"):
         if FLAGS[name].value <= 0:
-            raise FlagError(f"--{name} must be positive, got {FLAGS[name].value}")
+            raise UserError(f"--{name} must be positive, got {FLAGS[name].value}")
     if FLAGS.distribution_strategy == "tpu" and not FLAGS.tpu:
-        raise FlagError("--distribution_strategy=tpu needs --tpu (a TPU name, or 'local' on a TPU VM)")
+        raise UserError("--distribution_strategy=tpu needs --tpu (a TPU name, or 'local' on a TPU VM)")
     return RunSettings(model, optimizer, data_dir, FLAGS.model_dir, vocab_file, info)

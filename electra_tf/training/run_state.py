@@ -8,12 +8,12 @@ the vocabulary's hash; `<model_dir>/vocab.txt` is a copy of the vocabulary;
 import dataclasses
 import json
 import os
-import shutil
 
 import tensorflow as tf
 
 from electra_tf.modeling.config import ElectraConfig
 from electra_tf.text.vocab import file_sha256
+from electra_tf.utils.atomic import copy_file_atomically, write_text_atomically
 
 RUN_CONFIG = "run_config.json"
 CHECKPOINTS = "checkpoints"
@@ -33,13 +33,6 @@ class RunState:
     @property
     def checkpoint_dir(self):
         return os.path.join(self.model_dir, CHECKPOINTS)
-
-
-def _write_atomically(path, text):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def load(model_dir):
@@ -72,9 +65,8 @@ def start_or_check(model_dir, config, vocab_file, lowercase):
                              "use the original vocabulary or a new --model_dir")
         return old
     os.makedirs(model_dir, exist_ok=True)
-    shutil.copyfile(vocab_file, new.vocab_file + ".tmp")
-    os.replace(new.vocab_file + ".tmp", new.vocab_file)
-    _write_atomically(os.path.join(model_dir, RUN_CONFIG), json.dumps(
+    copy_file_atomically(vocab_file, new.vocab_file)
+    write_text_atomically(os.path.join(model_dir, RUN_CONFIG), json.dumps(
         {"electra_config": config.to_dict(), "lowercase": lowercase, "vocab_sha256": new.vocab_sha256},
         indent=2, sort_keys=True))
     return new

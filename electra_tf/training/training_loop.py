@@ -16,14 +16,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.data import format as data_format
 from electra_tf.data.input_pipeline import make_pretraining_dataset
 from electra_tf.pretraining.pretrainer import ElectraPretrainer
 from electra_tf.training import run_state
 from electra_tf.training.optimization import create_optimizer
 from electra_tf.training.summaries import example_table
-from electra_tf.utils.progress import ProgressLine
-
-EXIT_NON_FINITE = 3
+from electra_tf.utils.errors import EXIT_NON_FINITE, UserError
+from electra_tf.utils.progress import ProgressBar
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +41,11 @@ class LoopOptions:
     inject_nan_at_step: int = 0
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+class NonFiniteLoss(UserError):
+    """Training diverged; the message names the last good checkpoint, which is left intact."""
+
+    def __init__(self, message):
+        super().__init__(message, EXIT_NON_FINITE)
 
 
 def is_chief(strategy):
@@ -71,6 +74,12 @@ class _StopSignal:
     def restore(self):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+def _progress_fields(metrics):
+    if "rtd_accuracy" in metrics:
+        return [f"loss {metrics['loss']:.4f}", f"rtd_acc {metrics['rtd_accuracy']:.3f}"]
+    return [f"loss {metrics['loss']:.4f}", f"mlm_acc {metrics['mlm_accuracy']:.3f}"]
 
 
 def _finite(value):
@@ -107,7 +116,7 @@ class PretrainingLoop:
             checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
             step_counter=self.optimizer.iterations)
         self.restored_from = self.manager.restore_or_initialize()
-        self.pattern = os.path.join(settings.data_dir, "pretrain_data.tfrecord*")
+        self.pattern = data_format.shard_pattern(settings.data_dir)
         self.iterator = iter(strategy.distribute_datasets_from_function(self._dataset_fn(self.step)))
         self.sample = next(iter(make_pretraining_dataset(
             self.pattern, 1, self.config.max_seq_length, shuffle=False, repeat=False)))
@@ -215,7 +224,7 @@ class PretrainingLoop:
     def run(self):
         """Trains to num_train_steps; returns how it ended: "done" or the signal's name."""
         stop = _StopSignal()
-        progress = ProgressLine(self.total_steps, self.options.train_batch_size)
+        progress = ProgressBar(self.total_steps, "steps", "ex/s", rate_per_unit=self.options.train_batch_size)
         start_step = self.step
         if start_step:
             print(f"resuming from {self.restored_from} at step {start_step}", flush=True)
@@ -230,7 +239,7 @@ class PretrainingLoop:
                 window_steps += chunk
                 metrics = {k: float(v) for k, v in self.model.get_metrics_result().items()}
                 self._check_finite(metrics)
-                progress.update(self.step, metrics)
+                progress.update(self.step, _progress_fields(metrics))
                 if self.step // self.options.log_every_steps > before // self.options.log_every_steps \
                         or self.step == self.total_steps:
                     self._write_scalars(metrics, time.time() - window_start, window_steps)
@@ -243,11 +252,11 @@ class PretrainingLoop:
                         or stop.received):
                     self._save()
                 if stop.received:
-                    progress.finish()
+                    progress.close()
                     print(f"stopped by {stop.received} at step {self.step}; checkpoint written to "
                           f"{self.manager.latest_checkpoint}. Re-run the same command to resume.", flush=True)
                     return stop.received
-            progress.finish()  # the loop saved at num_train_steps
+            progress.close()  # the loop saved at num_train_steps
             return "done"
         finally:
             stop.restore()

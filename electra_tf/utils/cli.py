@@ -1,0 +1,101 @@
+"""What every command-line tool does around its `main`: a quiet start and one exit policy.
+
+Each tool ends with `app.run(cli.run(main))`, and its `main` calls
+`start_tensorflow()` once its cheap checks have passed (so a bad flag is
+reported in a moment). After absl has parsed the flags, and before anything
+imports TensorFlow, they set the environment the tools want (the library
+itself never changes it):
+
+- TF's oneDNN kernels on, unless the user chose otherwise. TF enables them
+  by default only on CPUs with AVX-512 VNNI/BF16 or AMX; on AVX2 machines
+  (AMD Zen 3) the Eigen fallback ran the demo 2.5x slower (bench/RESULTS.md).
+- TensorFlow's C++ start-up messages (CUDA probing, oneDNN notices, absl's
+  pre-initialisation warning) silenced, unless `--verbosity` was given
+  (`--verbosity=0` shows them, and Python INFO logs).
+
+Then it runs `main`, and a `UserError` becomes one line, `error: <message>`,
+on stderr and the error's exit status.
+"""
+
+import contextlib
+import os
+import sys
+
+from absl import flags, logging
+
+from electra_tf.utils.errors import UserError
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Points file descriptor 2 at /dev/null: C++ writes there directly, past Python's sys.stderr."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def verbose():
+    """Whether the user asked for log messages with absl's --verbosity."""
+    return flags.FLAGS["verbosity"].present and flags.FLAGS.verbosity >= 0
+
+
+def set_environment():
+    """The tools' defaults for TensorFlow's environment variables and the Python log level."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    if not verbose():
+        logging.set_verbosity(logging.WARNING)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def start_tensorflow():
+    """Loads TensorFlow, quietly unless the user asked for its messages (--verbosity, TF_CPP_MIN_LOG_LEVEL).
+
+    Listing the devices is where TF probes for CUDA (and complains when there
+    is none); it does not start TF's runtime, so a tool can still fork.
+    Calling it again does nothing.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    set_environment()
+    quiet = not verbose() and os.environ["TF_CPP_MIN_LOG_LEVEL"] not in ("0", "1")
+    with _stderr_silenced() if quiet else contextlib.nullcontext():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+
+
+def run(main):
+    """Wraps an absl `main(argv)`: refuses positional arguments, sets the environment, exits on a UserError.
+
+    Args:
+        main: the tool's main function; every setting reaches it as a flag.
+
+    Returns:
+        The function to pass to `absl.app.run`.
+
+    Example:
+
+    >>> def main(argv):
+    ...     raise UserError("--input is required")
+    >>> wrapped = run(main)  # app.run(wrapped) would print "error: --input is required" and exit 2
+    """
+
+    def wrapped(argv):
+        try:
+            if len(argv) > 1:
+                raise UserError(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag "
+                                "(see --helpfull)")
+            set_environment()
+            return main(argv)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            sys.exit(e.exit_code)
+
+    return wrapped
