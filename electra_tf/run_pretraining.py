@@ -39,8 +39,7 @@ def main(argv):
             log_every_steps=FLAGS.log_every_steps, example_every_steps=FLAGS.example_every_steps,
             shuffle_buffer=FLAGS.shuffle_buffer, gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
             jit_compile=FLAGS.jit_compile,
-            precision_policy=run_flags.PRECISIONS[FLAGS.mixed_precision],
-            inject_nan_at_step=FLAGS.inject_nan_at_step)
+            precision_policy=run_flags.PRECISIONS[FLAGS.mixed_precision])
         loop = training_loop.PretrainingLoop(settings, options, strategy)
     except UserError:
         raise

@@ -19,9 +19,10 @@ from conftest import run_module as _run
 
 from electra_tf.demo import SWAPPED
 
-SCALARS = {"loss", "mlm_loss", "mlm_accuracy", "sampled_accuracy", "rtd_loss", "rtd_accuracy", "rtd_precision",
-           "rtd_recall", "rtd_auc", "masked_fraction", "replaced_fraction", "learning_rate", "grad_norm",
-           "examples_per_second", "tokens_per_second", "seconds_per_step"}
+SCALARS = {"loss/total", "loss/mlm", "loss/rtd", "mlm/accuracy", "mlm/sampled_accuracy", "mlm/masked_fraction",
+           "rtd/accuracy", "rtd/precision", "rtd/recall", "rtd/auc", "rtd/replaced_fraction",
+           "optimizer/learning_rate", "optimizer/grad_norm", "speed/examples_per_second",
+           "speed/tokens_per_second", "speed/seconds_per_step"}
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +62,15 @@ def test_train_resume_summaries_and_export(data_dir, tmp_path):
     assert _checkpoint_steps(model_dir) == [10, 20]
     tags = _summaries(model_dir)
     assert SCALARS <= set(tags), SCALARS - set(tags)
-    assert "replaced_token_detection" in tags
-    assert max(tags["loss"]) == 20
+    assert "examples/replaced_token_detection" in tags
+    assert set(tags) - SCALARS == {"examples/replaced_token_detection"}  # every tag is in a group
+    assert max(tags["loss/total"]) == 20
 
     second = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 30))
     assert "resuming from" in second.stdout and "at step 20" in second.stdout
     assert re.search(r"^30/30 steps", second.stdout, re.M) and not re.search(r"^5/30 steps", second.stdout, re.M)
     assert _checkpoint_steps(model_dir) == [10, 20, 30]
-    assert min(s for s in _summaries(model_dir)["loss"] if s > 20) == 25
+    assert min(s for s in _summaries(model_dir)["loss/total"] if s > 20) == 25
 
     export_dir = model_dir / "export" / "discriminator"
     assert {"saved_model.pb", "vocab.txt", "electra_config.json"} <= set(os.listdir(export_dir))
@@ -146,8 +148,9 @@ def test_sigterm_writes_a_checkpoint_that_resumes(data_dir, tmp_path):
 
 def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_dir, tmp_path):
     model_dir = tmp_path / "run"
-    result = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 40, "--inject_nan_at_step=15"),
-                  check=False)
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "nan_run.py"), "15",
+                             *_flags(data_dir, model_dir, 40)], env=CLI_ENV, cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 3
     assert "non-finite loss at step" in result.stderr and "ckpt-10" in result.stderr
     assert len(_error_lines(result.stderr)) == 1

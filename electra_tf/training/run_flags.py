@@ -74,8 +74,6 @@ def define_flags():
     flags.DEFINE_integer("shuffle_buffer", 10000, "Examples in the shuffle buffer.")
     flags.DEFINE_boolean("export_at_end", True, "Write the discriminator SavedModel when training ends.")
     flags.DEFINE_boolean("export_generator", False, "Also export the generator.")
-    flags.DEFINE_integer("inject_nan_at_step", 0, "Testing aid: poison the weights with NaN once this step is "
-                                                  "reached, to exercise the non-finite-loss stop; 0 = never.")
 
 
 @dataclasses.dataclass(frozen=True)

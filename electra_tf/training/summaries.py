@@ -1,6 +1,36 @@
-"""A text summary that shows the method at work on one example."""
+"""What the training loop writes to TensorBoard: grouped scalar tags and a text view of one example."""
 
 import numpy as np
+
+# TensorBoard puts tags with the same prefix in one section. Metrics are named "<group>_<what>"
+# (rtd_auc, mlm_accuracy) or "<what>_loss"; these few are named otherwise.
+_GROUPS = ("mlm", "rtd")
+_OTHER_TAGS = {"loss": "loss/total", "sampled_accuracy": "mlm/sampled_accuracy",
+               "masked_fraction": "mlm/masked_fraction", "replaced_fraction": "rtd/replaced_fraction"}
+SPEED_TAGS = ("examples_per_second", "tokens_per_second", "seconds_per_step")
+EXAMPLE_TAG = "examples/replaced_token_detection"
+
+
+def scalar_tag(name):
+    """The TensorBoard tag of a metric or a loop statistic: `loss/`, `mlm/`, `rtd/`, `optimizer/` or `speed/`.
+
+    Example:
+
+    >>> [scalar_tag(n) for n in ("loss", "rtd_loss", "rtd_auc", "sampled_accuracy", "learning_rate")]
+    ['loss/total', 'loss/rtd', 'rtd/auc', 'mlm/sampled_accuracy', 'optimizer/learning_rate']
+    """
+    if name in _OTHER_TAGS:
+        return _OTHER_TAGS[name]
+    if name.endswith("_loss"):
+        return f"loss/{name[:-len('_loss')]}"
+    group, _, rest = name.partition("_")
+    if group in _GROUPS and rest:
+        return f"{group}/{rest}"
+    if name in SPEED_TAGS:
+        return f"speed/{name}"
+    if name in ("learning_rate", "grad_norm"):
+        return f"optimizer/{name}"
+    return f"train/{name}"
 
 
 def example_table(outputs, vocab):

@@ -21,7 +21,7 @@ from electra_tf.data.input_pipeline import make_pretraining_dataset
 from electra_tf.pretraining.pretrainer import ElectraPretrainer
 from electra_tf.training import run_state
 from electra_tf.training.optimization import create_optimizer
-from electra_tf.training.summaries import example_table
+from electra_tf.training.summaries import EXAMPLE_TAG, example_table, scalar_tag
 from electra_tf.utils.errors import EXIT_NON_FINITE, UserError
 from electra_tf.utils.progress import ProgressBar
 
@@ -38,6 +38,7 @@ class LoopOptions:
     gradient_accumulation_steps: int = 1
     jit_compile: bool = False
     precision_policy: str = "float32"
+    # For tests of the non-finite-loss stop (tests/nan_run.py): poison the weights at this step.
     inject_nan_at_step: int = 0
 
 
@@ -188,14 +189,13 @@ class PretrainingLoop:
 
     def _write_scalars(self, metrics, seconds, steps):
         examples = steps * self.options.train_batch_size
+        values = {**metrics, "learning_rate": self.optimizer.learning_rate,
+                  "grad_norm": self.model.grad_norm_tracker.result(), "examples_per_second": examples / seconds,
+                  "tokens_per_second": examples * self.config.max_seq_length / seconds,
+                  "seconds_per_step": seconds / steps}
         with self.writer.as_default(step=self.step):
-            for name, value in metrics.items():
-                tf.summary.scalar(name, value)
-            tf.summary.scalar("learning_rate", self.optimizer.learning_rate)
-            tf.summary.scalar("grad_norm", self.model.grad_norm_tracker.result())
-            tf.summary.scalar("examples_per_second", examples / seconds)
-            tf.summary.scalar("tokens_per_second", examples * self.config.max_seq_length / seconds)
-            tf.summary.scalar("seconds_per_step", seconds / steps)
+            for name, value in values.items():
+                tf.summary.scalar(scalar_tag(name), value)
         self.writer.flush()
 
     def _write_example(self):
@@ -206,7 +206,7 @@ class PretrainingLoop:
             self.vocab = load_vocab(self.settings.vocab_file)
         outputs = self.model(self.sample, training=False, step=self.step)
         with self.writer.as_default(step=self.step):
-            tf.summary.text("replaced_token_detection", example_table(outputs, self.vocab))
+            tf.summary.text(EXAMPLE_TAG, example_table(outputs, self.vocab))
         self.writer.flush()
 
     def _poison_weights(self):
