@@ -1,4 +1,4 @@
-r"""Pre-trains ELECTRA (or the MLM baseline) from TFRecords made by data_prep.
+r"""Pre-trains ELECTRA (or the MLM baseline) from TFRecords made by build_pretraining_dataset.
 
     python -m electra_tf.run_pretraining --flagfile=configs/electra_small.flags \
         --data_dir=data/wiki --model_dir=runs/small

@@ -86,7 +86,7 @@ def make_config(imported, max_seq_length=None, generator_hidden_size=None):
     overrides = dict(
         fields, generator_hidden_size=generator_hidden_size or defaults.generator_hidden_size,
         max_seq_length=max_seq_length or min(defaults.max_seq_length, fields["max_position_embeddings"]),
-        pad_id=vocab.pad_id, unk_id=vocab.unk_id, cls_id=vocab.cls_id, sep_id=vocab.sep_id, mask_id=vocab.mask_id)
+        **vocab.special_token_ids())
     try:
         config = ElectraConfig.for_size(size, **overrides)
     except ValueError as e:

@@ -177,7 +177,7 @@ def architecture(discriminator_config, generator_config=None):
 
 def hf_config(config, tower):
     """The config.json transformers needs for one tower of `config` (an ElectraConfig)."""
-    widths = config.discriminator_dims if tower == "discriminator" else config.generator_dims
+    widths = config.tower_dims(tower)
     return {
         **{key: getattr(config, ours) for key, ours in _FIELDS.items()}, **dict(zip(_TOWER_WIDTHS, widths)),
         "architectures": [ARCHITECTURES[tower]], "model_type": "electra", "hidden_act": "gelu",

@@ -45,7 +45,7 @@ class TowerDims:
     @classmethod
     def of(cls, config, tower):
         """The dims of `config`'s "discriminator" or "generator" tower."""
-        hidden, _, intermediate = config.discriminator_dims if tower == "discriminator" else config.generator_dims
+        hidden, _, intermediate = config.tower_dims(tower)
         return cls(config.vocab_size, config.embedding_size, config.max_position_embeddings,
                    config.type_vocab_size, config.num_layers, hidden, intermediate)
 

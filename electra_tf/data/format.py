@@ -1,4 +1,4 @@
-"""The pre-training data format, defined once: what data_prep writes and training reads.
+"""The pre-training data format, defined once: what the corpus tools write and training reads.
 
 A data directory holds TFRecord shards named `pretrain_data.tfrecord-<i>-of-<n>`
 (the original google-research/electra script's names, so either tool's output

@@ -1,6 +1,6 @@
 """tf.data reader for packed pre-training TFRecords.
 
-Reads shards made by data_prep.build_pretraining_dataset or by the original
+Reads shards made by build_pretraining_dataset (the corpus tools) or by the original
 google-research/electra script (same features: int64 input_ids, input_mask,
 segment_ids of length max_seq_length) and yields int32 batches.
 """

@@ -30,6 +30,7 @@ _SIZES = {
     ),
 }
 SIZES = tuple(_SIZES)
+TOWERS = ("discriminator", "generator")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +132,14 @@ class ElectraConfig:
 
     @property
     def discriminator_dims(self):
+        """(hidden, heads, intermediate) of the discriminator."""
         return (self.hidden_size, self.num_heads, self.intermediate_size)
+
+    def tower_dims(self, tower):
+        """(hidden, heads, intermediate) of the "discriminator" or "generator" tower."""
+        if tower not in TOWERS:
+            raise ValueError(f"tower must be one of {TOWERS}, got {tower!r}")
+        return self.discriminator_dims if tower == "discriminator" else self.generator_dims
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

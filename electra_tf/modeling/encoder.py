@@ -6,8 +6,6 @@ import keras_hub
 from electra_tf.modeling.config import ElectraConfig
 from electra_tf.modeling.embeddings import ElectraEmbeddings, initializer
 
-TOWERS = ("discriminator", "generator")
-
 
 def exact_gelu(x):
     # BERT's and the original ELECTRA's erf GELU. keras-hub's own ELECTRA
@@ -35,15 +33,12 @@ class ElectraEncoder(keras.layers.Layer):
     """
 
     def __init__(self, config, tower, embeddings, **kwargs):
-        if tower not in TOWERS:
-            raise ValueError(f"tower must be one of {TOWERS}, got {tower!r}")
         kwargs.setdefault("name", f"{tower}_encoder")
         super().__init__(**kwargs)
         self.config = config
         self.tower = tower
         self.embeddings = embeddings
-        dims = config.discriminator_dims if tower == "discriminator" else config.generator_dims
-        self.hidden_size, self.num_heads, self.intermediate_size = dims
+        self.hidden_size, self.num_heads, self.intermediate_size = config.tower_dims(tower)
         self.projection = None
         if config.embedding_size != self.hidden_size:
             self.projection = keras.layers.Dense(

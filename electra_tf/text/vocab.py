@@ -4,7 +4,11 @@ import hashlib
 
 from electra_tf.utils.errors import UserError
 
-RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# The special tokens, by the ElectraConfig field that holds each one's id. Their ids are always
+# read from the vocabulary, never assumed (BERT's vocab.txt has them at 0 and 100-103).
+SPECIAL_TOKENS = {"pad_id": "[PAD]", "unk_id": "[UNK]", "cls_id": "[CLS]", "sep_id": "[SEP]", "mask_id": "[MASK]"}
+# What build_vocab puts first, in this order.
+RESERVED_TOKENS = tuple(SPECIAL_TOKENS.values())
 
 
 def _read_bytes(path):
@@ -52,13 +56,17 @@ class Vocab:
         missing = [t for t in RESERVED_TOKENS if t not in self.ids]
         if missing:
             raise UserError(f"vocab file {path} lacks {', '.join(missing)}; "
-                            "use a BERT vocab.txt or one made by data_prep.build_vocab")
+                            "use a BERT vocab.txt or one made by build_vocab")
         if not any(t and not (t.startswith("[") and t.endswith("]")) for t in self.tokens):
             # tf-text's WordPiece would fail later, deep in an export, with a traceback.
             raise UserError(f"vocab file {path} holds only special tokens, no word pieces; "
-                            "learn one with python -m data_prep.build_vocab")
-        self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id = (
-            self.ids[t] for t in RESERVED_TOKENS)
+                            "learn one with build_vocab")
+        for field, token in SPECIAL_TOKENS.items():
+            setattr(self, field, self.ids[token])
+
+    def special_token_ids(self):
+        """`{"pad_id": ..., "mask_id": ...}`: the ids ElectraConfig takes from this vocabulary."""
+        return {field: self.ids[token] for field, token in SPECIAL_TOKENS.items()}
 
     def __len__(self):
         return len(self.tokens)
@@ -83,5 +91,4 @@ def special_token_ids(path):
     >>> config = ElectraConfig.for_size("small", **special_token_ids("vocab.txt"))
     """
     vocab = Vocab(path)
-    return {"vocab_size": len(vocab), "pad_id": vocab.pad_id, "unk_id": vocab.unk_id, "cls_id": vocab.cls_id,
-            "sep_id": vocab.sep_id, "mask_id": vocab.mask_id}
+    return {"vocab_size": len(vocab), **vocab.special_token_ids()}

@@ -19,9 +19,8 @@ from electra_tf.utils.errors import UserError
 
 FLAGS = flags.FLAGS
 
-# Filled from the vocabulary, never set by hand.
-_FROM_VOCAB = ("pad_id", "unk_id", "cls_id", "sep_id", "mask_id")
-MODEL_FIELDS = [f for f in dataclasses.fields(config_lib.ElectraConfig) if f.name not in _FROM_VOCAB]
+# The special-token ids are filled from the vocabulary, never set by hand.
+MODEL_FIELDS = [f for f in dataclasses.fields(config_lib.ElectraConfig) if f.name not in vocab_lib.SPECIAL_TOKENS]
 OPTIMIZER_FIELDS = list(dataclasses.fields(optimizer_config.OptimizerConfig))
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -101,7 +100,7 @@ def settings_from_flags():
     data_dir = FLAGS.data_dir
     if not os.path.isdir(data_dir):
         raise UserError(f"--data_dir {data_dir} is not a directory; build data with "
-                        "data_prep.build_pretraining_dataset")
+                        "build_pretraining_dataset")
     info = data_format.read_dataset_info(data_dir)
     vocab_file = FLAGS.vocab_file or info.get("vocab_file") or os.path.join(data_dir, "vocab.txt")
     try:
