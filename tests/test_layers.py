@@ -90,6 +90,17 @@ def test_attention_dropout_rate_is_set_separately():
     assert block._feedforward_dropout.rate == 0.1
 
 
+@pytest.mark.parametrize("hidden_dropout, attention_dropout, changes",
+                         [(0.0, 0.0, False), (0.0, 0.5, True), (0.5, 0.0, True)])
+def test_each_dropout_applies_without_the_other(hidden_dropout, attention_dropout, changes):
+    config = TINY.replace(hidden_dropout_prob=hidden_dropout, attention_probs_dropout_prob=attention_dropout)
+    encoder = ElectraEncoder(config, "discriminator", ElectraEmbeddings(config))
+    ids = np.random.RandomState(0).randint(5, 500, (2, 16)).astype("int32")
+    inference = encoder(ids, 0 * ids, np.ones_like(ids), training=False)
+    training = encoder(ids, 0 * ids, np.ones_like(ids), training=True)
+    assert (np.max(np.abs(np.asarray(training) - np.asarray(inference))) > 1e-3) == changes
+
+
 @pytest.mark.parametrize("make", [
     lambda: ElectraEmbeddings(TINY),
     lambda: DiscriminatorHead(TINY),

@@ -48,7 +48,9 @@ class ElectraEncoder(keras.layers.Layer):
             keras_hub.layers.TransformerEncoder(
                 intermediate_dim=self.intermediate_size,
                 num_heads=self.num_heads,
-                dropout=config.hidden_dropout_prob,
+                # The largest rate, so that every dropout layer is created able to drop (a Keras
+                # Dropout made with rate 0 has no random state); build() sets each one's own rate.
+                dropout=max(config.hidden_dropout_prob, config.attention_probs_dropout_prob),
                 activation=exact_gelu,
                 layer_norm_epsilon=config.layer_norm_epsilon,
                 kernel_initializer=initializer(config),
@@ -67,9 +69,14 @@ class ElectraEncoder(keras.layers.Layer):
         shape = tuple(input_ids_shape) + (self.hidden_size,)
         for block in self.blocks:
             block.build(shape)
-            # TransformerEncoder has one dropout rate; BERT has a separate one
-            # for attention probabilities, which lives in the attention layer.
-            block._self_attention_layer._dropout_layer.rate = self.config.attention_probs_dropout_prob
+            # TransformerEncoder has one dropout rate; BERT has a separate one for attention
+            # probabilities, which lives in the attention layer. Keras' attention applies its
+            # dropout layer only when its own `_dropout` is above 0, so both are set.
+            attention = block._self_attention_layer
+            attention._dropout = self.config.attention_probs_dropout_prob
+            attention._dropout_layer.rate = self.config.attention_probs_dropout_prob
+            block._self_attention_dropout.rate = self.config.hidden_dropout_prob
+            block._feedforward_dropout.rate = self.config.hidden_dropout_prob
         self.built = True
 
     def call(self, input_ids, segment_ids, input_mask, training=None):
