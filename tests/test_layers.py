@@ -68,6 +68,17 @@ def test_truncated_normal_init():
     assert np.abs(words).max() <= 0.04 + 1e-6
 
 
+def test_projection_and_replaced_logit_use_the_originals_glorot_init():
+    pretrainer = ElectraPretrainer(ElectraConfig.for_size("small"))
+    for layer in (pretrainer.discriminator.encoder.projection, pretrainer.discriminator.head.dense_prediction):
+        kernel = layer.kernel.numpy()
+        limit = math.sqrt(6 / sum(kernel.shape))  # glorot-uniform: U(-limit, limit), std limit / sqrt(3)
+        assert np.abs(kernel).max() <= limit
+        assert abs(kernel.std() - limit / math.sqrt(3)) < 0.1 * limit
+    # The rest keeps the truncated normal (std 0.02 * 0.88).
+    assert abs(pretrainer.discriminator.head.dense.kernel.numpy().std() - 0.0176) < 0.002
+
+
 def test_padding_does_not_change_real_token_outputs():
     config = TINY.replace(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     encoder = ElectraEncoder(config, "discriminator", ElectraEmbeddings(config))

@@ -41,8 +41,10 @@ class ElectraEncoder(keras.layers.Layer):
         self.hidden_size, self.num_heads, self.intermediate_size = config.tower_dims(tower)
         self.projection = None
         if config.embedding_size != self.hidden_size:
+            # Glorot-uniform, as the original's tf.layers.dense(..., name="embeddings_project")
+            # with no initializer (model/modeling.py), not the truncated normal of the rest.
             self.projection = keras.layers.Dense(
-                self.hidden_size, kernel_initializer=initializer(config),
+                self.hidden_size, kernel_initializer="glorot_uniform",
                 dtype=self.dtype_policy, name="embeddings_project")
         self.blocks = [
             keras_hub.layers.TransformerEncoder(

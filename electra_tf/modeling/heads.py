@@ -75,8 +75,10 @@ class DiscriminatorHead(BuiltFromConfig, keras.layers.Layer):
         self.dense = keras.layers.Dense(
             config.hidden_size, activation=exact_gelu, kernel_initializer=initializer(config),
             dtype=self.dtype_policy, name="dense")
+        # Glorot-uniform, as the original's tf.layers.dense(hidden, units=1) with no initializer
+        # (run_pretraining.py, _get_discriminator_output).
         self.dense_prediction = keras.layers.Dense(
-            1, kernel_initializer=initializer(config), dtype=self.dtype_policy, name="dense_prediction")
+            1, kernel_initializer="glorot_uniform", dtype=self.dtype_policy, name="dense_prediction")
 
     def build(self, hidden_shape):
         self.dense.build(hidden_shape)
