@@ -129,10 +129,14 @@ def test_randomness_is_reproducible_from_the_seed():
     assert runs[0] != runs[2]
 
 
-def _loss_after_one_step(policy, jit_compile=False, config=TINY):
+def _loss_after_one_step(policy, jit_compile=False, config=TINY, loss_scale=None):
     keras.mixed_precision.set_dtype_policy(policy)
     keras.utils.set_random_seed(7)
-    pretrainer = _compiled(config)
+    pretrainer = ElectraPretrainer(config)
+    optimizer = create_optimizer(OptimizerConfig(learning_rate=1e-3, num_train_steps=1000, num_warmup_steps=0))
+    if loss_scale:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=loss_scale)
+    pretrainer.compile(optimizer=optimizer)
     step = tf.function(pretrainer.train_step, jit_compile=jit_compile)
     batch = _tensors(random_batch(config, 8, seed=1))
     losses = [float(step(batch)["loss"]) for _ in range(2)]
@@ -150,6 +154,10 @@ def test_bfloat16_xla_and_float16_give_finite_losses_close_to_float32():
     np.testing.assert_allclose(bf16, reference, rtol=0.03)
     fp16, pretrainer = _loss_after_one_step("mixed_float16")
     assert isinstance(pretrainer.optimizer, keras.optimizers.LossScaleOptimizer)
+    # Keras' dynamic loss scale starts at 2**15, where this model's gradients overflow float16: the
+    # step is skipped and the scale lowered, as it should be. From a scale that fits, the step applies.
+    assert float(pretrainer.optimizer.dynamic_scale) < 2**15 and fp16[1] == fp16[0]
+    fp16, _ = _loss_after_one_step("mixed_float16", loss_scale=2**8)
     np.testing.assert_allclose(fp16, reference, rtol=0.03)
 
 

@@ -41,16 +41,30 @@ class ElectraConfig:
     the generator has the same depth and those three times
     `generator_hidden_size` (a fraction, as in the original's
     `generator_hidden_size`). Special token ids default to the standard BERT
-    uncased `vocab.txt`; `vocab.special_token_ids(path)` reads them from any
+    uncased `vocab.txt`; `special_token_ids(path)` reads them from any
     vocabulary, and that is what the runners pass in.
+
+    Args:
+        vocab_size, embedding_size, hidden_size, num_layers, num_heads, intermediate_size:
+            the discriminator's shape (the embeddings are shared).
+        generator_hidden_size: the generator's width as a fraction of the discriminator's.
+        max_position_embeddings, type_vocab_size: rows of the position and segment tables.
+        hidden_dropout_prob, attention_probs_dropout_prob: dropout rates (0.1 in the paper).
+        initializer_range, layer_norm_epsilon: BERT's 0.02 and 1e-12.
+        max_seq_length, mask_prob, mask_token_prob: masking: the share of tokens predicted
+            and, of those, the share shown as [MASK] (the rest keep their token).
+        gen_weight, disc_weight, temperature: the loss weights (1 and 50) and the sampling temperature.
+        objective: "electra", or "mlm" for a BERT-style baseline of the discriminator's size.
+        seed: seeds masking, sampling, initialisation and data order.
+        pad_id, unk_id, cls_id, sep_id, mask_id: the vocabulary's special tokens.
 
     Example:
 
     >>> config = ElectraConfig.for_size("small")
     >>> config.generator_dims
     (64, 1, 256)
-    >>> ElectraConfig.for_size("tiny", vocab_size=1000).max_predictions_per_seq
-    5
+    >>> ElectraConfig.for_size("tiny", vocab_size=1000).max_predictions_per_seq  # int(0.155 * 32)
+    4
     """
 
     vocab_size: int = 30522
@@ -110,7 +124,7 @@ class ElectraConfig:
 
     @classmethod
     def for_size(cls, name, **overrides):
-        """The paper's configuration for `name` ("small", "base", "large", "tiny")."""
+        """The paper's configuration for `name` ("small", "base", "large"; "tiny" for tests), with `overrides`."""
         if name not in _SIZES:
             raise ValueError(f"unknown model size {name!r}; choose one of {SIZES}")
         return cls(**{**_SIZES[name], **overrides})

@@ -11,6 +11,7 @@ def initializer(config):
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraEmbeddings(BuiltFromConfig, keras.layers.Layer):
     """word + position + segment embeddings -> LayerNorm -> dropout.
 
@@ -19,11 +20,15 @@ class ElectraEmbeddings(BuiltFromConfig, keras.layers.Layer):
     `ReversibleEmbedding`, so the generator's output layer can use its
     transpose.
 
+    Args:
+        config: the `ElectraConfig` (vocabulary, embedding size, positions, segments, dropout).
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
+
     Example:
 
     >>> embeddings = ElectraEmbeddings(ElectraConfig.for_size("tiny"))
     >>> ids = np.ones((2, 16), "int32")
-    >>> embeddings(ids, np.zeros((2, 16), "int32")).shape
+    >>> tuple(embeddings(ids, np.zeros((2, 16), "int32")).shape)
     (2, 16, 32)
     """
 

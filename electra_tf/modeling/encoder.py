@@ -7,6 +7,7 @@ from electra_tf.modeling.config import ElectraConfig
 from electra_tf.modeling.embeddings import ElectraEmbeddings, initializer
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 def exact_gelu(x):
     # BERT's and the original ELECTRA's erf GELU. keras-hub's own ELECTRA
     # uses the tanh approximation, which breaks parity with checkpoints.
@@ -14,6 +15,7 @@ def exact_gelu(x):
     return keras.ops.cast(keras.activations.gelu(keras.ops.cast(x, "float32"), approximate=False), x.dtype)
 
 
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraEncoder(keras.layers.Layer):
     """Shared embeddings -> per-tower projection -> post-LayerNorm BERT blocks.
 
@@ -22,13 +24,19 @@ class ElectraEncoder(keras.layers.Layer):
     When `embedding_size` differs from the tower's hidden size the tower owns
     a dense projection (the original's `embeddings_project`).
 
+    Args:
+        config: the `ElectraConfig`.
+        tower: `"discriminator"` or `"generator"`: which of the config's widths to use.
+        embeddings: the `ElectraEmbeddings` to read tokens with (shared by both towers).
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
+
     Example:
 
     >>> config = ElectraConfig.for_size("tiny")
     >>> shared = ElectraEmbeddings(config)
     >>> generator_tower = ElectraEncoder(config, "generator", shared)
     >>> ids = np.ones((2, 16), "int32")
-    >>> generator_tower(ids, np.zeros_like(ids), np.ones_like(ids)).shape
+    >>> tuple(generator_tower(ids, np.zeros_like(ids), np.ones_like(ids)).shape)
     (2, 16, 32)
     """
 

@@ -2,32 +2,52 @@
 
 import keras
 
+from electra_tf.modeling.config import BuiltFromConfig
+from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.encoder import ElectraEncoder
 from electra_tf.modeling.heads import DiscriminatorHead, GeneratorHead
 
 
-class ElectraDiscriminator(keras.Model):
+class _Tower(BuiltFromConfig, keras.Model):
+    """What both towers share: an ElectraConfig, embeddings given or owned, and their (de)serialization.
+
+    A tower saved alone (`.keras`) comes back with embeddings of its own; inside
+    an `ElectraPretrainer` both towers are given the one shared instance.
+    """
+
+    def __init__(self, config, embeddings=None, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.embeddings = embeddings if embeddings is not None else ElectraEmbeddings(config, dtype=self.dtype_policy)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraDiscriminator(_Tower):
     """The model kept after pre-training: encoder + replaced-token head.
 
     Takes a dict of int32 `[batch, seq]` tensors `input_ids`, `input_mask`,
     `segment_ids`; returns `sequence_output` `[batch, seq, hidden]` and
     float32 `logits` `[batch, seq]` (positive = "replaced").
 
+    Args:
+        config: the `ElectraConfig`.
+        embeddings: the `ElectraEmbeddings` to read tokens with (the pretrainer
+            passes the ones it shares with the generator); a new set if omitted.
+        **kwargs: `keras.Model` arguments (`name`, `dtype`).
+
     Example:
 
-    >>> config = ElectraConfig.for_size("tiny")
-    >>> discriminator = ElectraDiscriminator(config, ElectraEmbeddings(config))
+    >>> discriminator = ElectraDiscriminator(ElectraConfig.for_size("tiny"))
     >>> ids = np.ones((2, 16), "int32")
     >>> out = discriminator({"input_ids": ids, "input_mask": ids, "segment_ids": 0 * ids})
-    >>> out["logits"].shape
+    >>> tuple(out["logits"].shape)
     (2, 16)
     """
 
-    def __init__(self, config, embeddings, **kwargs):
+    def __init__(self, config, embeddings=None, **kwargs):
         kwargs.setdefault("name", "discriminator")
-        super().__init__(**kwargs)
-        self.config = config
-        self.encoder = ElectraEncoder(config, "discriminator", embeddings, dtype=self.dtype_policy)
+        super().__init__(config, embeddings, **kwargs)
+        self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, dtype=self.dtype_policy)
         self.head = DiscriminatorHead(config, dtype=self.dtype_policy)
 
     def call(self, inputs, training=None):
@@ -35,33 +55,41 @@ class ElectraDiscriminator(keras.Model):
         return {"sequence_output": hidden, "logits": self.head(hidden)}
 
 
-class ElectraGenerator(keras.Model):
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraGenerator(_Tower):
     """A masked-LM: encoder + vocabulary head evaluated at given positions.
 
-    `tower="generator"` (ELECTRA's small generator) or `"discriminator"`
-    (a full-size BERT-style MLM, the `objective="mlm"` baseline). Takes the
-    dict of `ElectraDiscriminator` plus int32 `masked_lm_positions`
+    Takes the dict of `ElectraDiscriminator` plus int32 `masked_lm_positions`
     `[batch, num_predictions]`; returns float32 logits
     `[batch, num_predictions, vocab_size]`.
 
+    Args:
+        config: the `ElectraConfig`.
+        embeddings: the shared `ElectraEmbeddings`; a new set if omitted.
+        tower: `"generator"` (ELECTRA's small generator) or `"discriminator"`
+            (a full-size BERT-style MLM, the `objective="mlm"` baseline).
+        **kwargs: `keras.Model` arguments (`name`, `dtype`).
+
     Example:
 
-    >>> config = ElectraConfig.for_size("tiny")
-    >>> generator = ElectraGenerator(config, ElectraEmbeddings(config))
+    >>> generator = ElectraGenerator(ElectraConfig.for_size("tiny"))
     >>> ids = np.ones((2, 16), "int32")
-    >>> generator({"input_ids": ids, "input_mask": ids, "segment_ids": 0 * ids,
-    ...            "masked_lm_positions": np.zeros((2, 3), "int32")}).shape
+    >>> logits = generator({"input_ids": ids, "input_mask": ids, "segment_ids": 0 * ids,
+    ...                     "masked_lm_positions": np.zeros((2, 3), "int32")})
+    >>> tuple(logits.shape)
     (2, 3, 30522)
     """
 
-    def __init__(self, config, embeddings, tower="generator", **kwargs):
+    def __init__(self, config, embeddings=None, tower="generator", **kwargs):
         kwargs.setdefault("name", "generator")
-        super().__init__(**kwargs)
-        self.config = config
-        self.encoder = ElectraEncoder(config, tower, embeddings, dtype=self.dtype_policy)
-        self.head = GeneratorHead(config, embeddings.word_embeddings, dtype=self.dtype_policy)
+        super().__init__(config, embeddings, **kwargs)
+        self.tower = tower
+        self.encoder = ElectraEncoder(config, tower, self.embeddings, dtype=self.dtype_policy)
+        self.head = GeneratorHead(config, self.embeddings.word_embeddings, dtype=self.dtype_policy)
 
     def call(self, inputs, training=None):
         hidden = self.encoder(inputs["input_ids"], inputs["segment_ids"], inputs["input_mask"], training=training)
-        at_masked = keras.ops.take_along_axis(hidden, inputs["masked_lm_positions"][:, :, None], axis=1)
-        return self.head(at_masked)
+        return self.head(hidden, inputs["masked_lm_positions"])
+
+    def get_config(self):
+        return {**super().get_config(), "tower": self.tower}

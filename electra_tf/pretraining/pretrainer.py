@@ -44,6 +44,10 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
     With `objective="mlm"` it is the BERT-style baseline: one masked-LM of the
     discriminator's size, same masking, no discriminator.
 
+    Args:
+        config: the `ElectraConfig`: both towers' sizes and the objective's settings.
+        **kwargs: `keras.Model` arguments (`name`, `dtype`).
+
     Example:
 
     >>> pretrainer = ElectraPretrainer(ElectraConfig.for_size("tiny"))
@@ -51,6 +55,10 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
     >>> ids = np.random.randint(1000, 2000, (8, 32)).astype("int32")
     >>> batch = {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": 0 * ids}
     >>> metrics = pretrainer.train_step(batch)
+    >>> sorted(metrics)[:4]
+    ['loss', 'masked_fraction', 'mlm_accuracy', 'mlm_loss']
+    >>> pretrainer.discriminator.count_params() < pretrainer.count_params()
+    True
     """
 
     def __init__(self, config, **kwargs):
@@ -103,6 +111,10 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         # Slot variables must exist before the first distributed step: they
         # cannot be created inside a replica function.
         self.optimizer.build(self.trainable_variables)
+
+    def compile_from_config(self, config):
+        # How a .keras file restores the compiled state; compile() above takes only the optimizer.
+        self.compile(optimizer=keras.optimizers.deserialize(config["optimizer"]))
 
     def call(self, inputs, training=False, step=0, example_offset=0):
         """The full pre-training forward pass; returns the tensors of every stage.

@@ -84,11 +84,19 @@ def file_sha256(path):
 
 
 def special_token_ids(path):
-    """`ElectraConfig` overrides for the vocabulary at `path`.
+    """`ElectraConfig` overrides for the vocabulary at `path`: its size and special-token ids.
+
+    Args:
+        path: a WordPiece vocab.txt (BERT's, or one made by build_vocab).
 
     Example:
 
-    >>> config = ElectraConfig.for_size("small", **special_token_ids("vocab.txt"))
+    >>> path = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> _ = open(path, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "##s"]))
+    >>> special_token_ids(path)
+    {'vocab_size': 7, 'pad_id': 0, 'unk_id': 1, 'cls_id': 2, 'sep_id': 3, 'mask_id': 4}
+    >>> ElectraConfig.for_size("tiny", **special_token_ids(path)).mask_id
+    4
     """
     vocab = Vocab(path)
     return {"vocab_size": len(vocab), **vocab.special_token_ids()}

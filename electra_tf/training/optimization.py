@@ -18,10 +18,16 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     The warmup multiplies the decay curve rather than preceding it, as in
     the original; at step 0 the rate is 0.
 
+    Args:
+        peak_learning_rate: the rate the curve is scaled to.
+        num_train_steps: where the rate reaches 0.
+        num_warmup_steps: length of the linear ramp (0: none).
+        power: power of the decay (1.0: linear).
+
     Example:
 
     >>> schedule = WarmupPolynomialDecay(5e-4, num_train_steps=100, num_warmup_steps=10)
-    >>> float(schedule(5))  # 5e-4 * 0.95 * 0.5
+    >>> round(float(schedule(5)), 8)  # 5e-4 * (1 - 5/100) * (5/10)
     0.0002375
     """
 
@@ -58,9 +64,23 @@ class ElectraAdamW(keras.optimizers.Optimizer):
     `global_clipnorm`; `ElectraPretrainer` all-reduces gradients before the
     optimizer sees them, so the norm is that of the global gradient.
 
+    Args:
+        learning_rate: a float or a schedule such as `WarmupPolynomialDecay`.
+        weight_decay: the decoupled decay rate (0.01).
+        beta_1, beta_2, epsilon: Adam's (0.9, 0.999, 1e-6 as the original).
+        bias_correction: apply Adam's bias correction (the original does not).
+        global_clipnorm: clip the gradients to this global norm (1.0).
+        name: the optimizer's name.
+        **kwargs: `keras.optimizers.Optimizer` arguments.
+
     Example:
 
     >>> optimizer = ElectraAdamW(WarmupPolynomialDecay(5e-4, 1000, 100))
+    >>> weight = keras.Variable([1.0, -1.0], name="kernel")
+    >>> for _ in range(11):
+    ...     _ = optimizer.apply_gradients([(keras.ops.convert_to_tensor([0.5, 0.5]), weight)])
+    >>> [round(float(w), 4) for w in weight.numpy()]  # 10 updates (step 0 has rate 0), against the gradient
+    [0.9983, -1.0017]
     """
 
     def __init__(self, learning_rate=5e-4, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
@@ -101,7 +121,20 @@ class ElectraAdamW(keras.optimizers.Optimizer):
 
 
 def create_optimizer(config=None):
-    """The original recipe from an `OptimizerConfig` (ELECTRA-Small's by default)."""
+    """The original recipe from an `OptimizerConfig` (ELECTRA-Small's by default).
+
+    Args:
+        config: an `OptimizerConfig`; `OptimizerConfig()` if omitted.
+
+    Returns:
+        An `ElectraAdamW` on a `WarmupPolynomialDecay` schedule, with global-norm clipping.
+
+    Example:
+
+    >>> optimizer = create_optimizer(OptimizerConfig(learning_rate=1e-3, num_train_steps=100, num_warmup_steps=10))
+    >>> float(optimizer.learning_rate)  # step 0 of the warmup
+    0.0
+    """
     config = config or OptimizerConfig()
     schedule = WarmupPolynomialDecay(config.learning_rate, config.num_train_steps,
                                      config.num_warmup_steps, config.lr_decay_power)

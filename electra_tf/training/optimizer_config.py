@@ -5,7 +5,23 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """Optimizer and schedule hyperparameters; defaults are ELECTRA-Small's."""
+    """Optimizer and schedule hyperparameters; defaults are ELECTRA-Small's (configure_pretraining.py).
+
+    Args:
+        learning_rate: peak learning rate.
+        num_train_steps: total steps; the rate decays to 0 there.
+        num_warmup_steps: steps of the linear warmup, which multiplies the decay curve.
+        lr_decay_power: power of the polynomial decay (1.0: linear).
+        weight_decay_rate: decoupled weight decay, not applied to LayerNorm parameters and biases.
+        adam_beta1, adam_beta2, adam_epsilon: Adam's constants.
+        clip_norm: global-norm clipping (0 turns it off).
+        bias_correction: Adam bias correction (off, as in the original).
+
+    Example:
+
+    >>> OptimizerConfig(learning_rate=2e-4).num_warmup_steps
+    10000
+    """
 
     learning_rate: float = 5e-4
     num_train_steps: int = 1_000_000
