@@ -1,7 +1,7 @@
 """Packs tokenized sentences into [CLS] A [SEP] B [SEP] examples.
 
-DocumentPacker follows the original ELECTRA recipe (see ELECTRA_SPEC.md,
-"Pre-training data"), drawing from its random.Random in the same order as
+DocumentPacker follows the original ELECTRA recipe (google-research/electra's
+build_pretraining_dataset.py, ExampleBuilder), drawing from its random.Random in the same order as
 the original does, so a seeded run is reproducible. StreamPacker is the
 opt-in variant that keeps filling examples across document boundaries.
 
