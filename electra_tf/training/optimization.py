@@ -55,22 +55,38 @@ class ElectraAdamW(keras.optimizers.Optimizer):
     update = m / (sqrt(v) + eps) [+ bias correction if asked];
     w -= lr * (update + weight_decay * w), the decay skipped for LayerNorm
     parameters and biases. Global-norm clipping uses Keras' own
-    `global_clipnorm`; `ElectraPretrainer` all-reduces gradients before the
-    optimizer sees them, so the norm is that of the global gradient.
+    `global_clipnorm`; `ElectraPretrainer` and `ElectraClassifier` all-reduce
+    gradients before the optimizer sees them, so the norm is that of the
+    global gradient.
+
+    Args:
+        learning_rate: a float or a schedule (`WarmupPolynomialDecay`).
+        weight_decay: decoupled weight decay rate.
+        beta_1, beta_2, epsilon: Adam's.
+        bias_correction: divide the moments by (1 - beta ** t); the original does not.
+        global_clipnorm: clip the gradients to this global norm (None: don't).
+        learning_rate_multipliers: `{variable.path: multiplier}`; a listed
+            variable is updated (decay included) with the learning rate times
+            its multiplier, as the original's per-layer learning rates
+            (`electra_tf.finetuning.optimization.layerwise_lr_multipliers`).
+            Unlisted variables use the learning rate itself.
 
     Example:
 
     >>> optimizer = ElectraAdamW(WarmupPolynomialDecay(5e-4, 1000, 100))
+    >>> head_only = ElectraAdamW(1e-4, learning_rate_multipliers={"encoder/layer_0/kernel": 0.5})
     """
 
     def __init__(self, learning_rate=5e-4, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 bias_correction=False, global_clipnorm=1.0, name="electra_adamw", **kwargs):
+                 bias_correction=False, global_clipnorm=1.0, learning_rate_multipliers=None, name="electra_adamw",
+                 **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.bias_correction = bias_correction
+        self.learning_rate_multipliers = dict(learning_rate_multipliers or {})
         self.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
 
     def build(self, var_list):
@@ -78,9 +94,24 @@ class ElectraAdamW(keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
+        # By position, as Keras indexes the slots: update_step may see the underlying tf.Variable,
+        # whose name is not the Keras path.
+        self._multipliers = [float(self.learning_rate_multipliers.get(getattr(v, "path", v.name), 1.0))
+                            for v in var_list]
+
+    def _apply_weight_decay(self, variables):
+        # Applied in update_step instead, where each variable's own learning rate is known.
+        return
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)
+        multiplier = self._multipliers[self._get_variable_index(variable)]
+        if multiplier != 1.0:
+            lr = ops.multiply(lr, ops.cast(multiplier, variable.dtype))
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            # Before the Adam step and from the same expression as Keras' own decay, so a run
+            # without multipliers updates bit for bit as before.
+            self.assign_sub(variable, variable * ops.cast(self.weight_decay, variable.dtype) * lr)
         gradient = ops.cast(gradient, variable.dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
@@ -96,7 +127,7 @@ class ElectraAdamW(keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                      bias_correction=self.bias_correction)
+                      bias_correction=self.bias_correction, learning_rate_multipliers=self.learning_rate_multipliers)
         return config
 
 
