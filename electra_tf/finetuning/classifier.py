@@ -179,7 +179,6 @@ class ElectraClassifier(keras.Model):
             x, batches = made
             y = sample_weight = batch_size = None
             batches = steps_per_epoch or batches
-            shuffle = False  # done in the pipeline, before batching
         elif batches is None and x is not None and not isinstance(x, tf.data.Dataset):
             rows = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
             batches = math.ceil(rows / (batch_size or 32))
@@ -190,6 +189,8 @@ class ElectraClassifier(keras.Model):
             made_val = self._maybe_text_dataset(val_x, val_y, val_weight, kwargs.get("validation_batch_size"))
             if made_val is not None:
                 validation_data = made_val[0]
+        if isinstance(x, tf.data.Dataset):
+            shuffle = False  # a dataset comes shuffled (Keras would ignore it, with a warning)
         if self._auto_optimizer:
             if not batches:
                 raise ValueError("the recipe's schedule needs the number of updates: pass steps_per_epoch, or "

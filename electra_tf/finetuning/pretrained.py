@@ -25,6 +25,13 @@ from electra_tf.utils.errors import UserError
 EXPORT_CONFIG = "electra_config.json"
 
 
+class _Holder(tf.Module):
+    def __init__(self, **children):
+        super().__init__()
+        for name, child in children.items():
+            setattr(self, name, child)
+
+
 @dataclasses.dataclass(frozen=True)
 class Pretrained:
     """Where the weights are and what model they make."""
@@ -49,19 +56,23 @@ class Pretrained:
     def _source_encoder(self):
         if self.saved_model:
             from electra_tf.modeling.embeddings import ElectraEmbeddings
-            from electra_tf.modeling.models import ElectraDiscriminator
+            from electra_tf.modeling.encoder import ElectraEncoder
 
-            discriminator = ElectraDiscriminator(self.config, ElectraEmbeddings(self.config))
-            discriminator.encoder.build((None, self.config.max_seq_length))
-            discriminator.head.build((None, None, self.config.hidden_size))
+            encoder = ElectraEncoder(self.config, "discriminator", ElectraEmbeddings(self.config))
+            encoder.build((None, self.config.max_seq_length))
+            # A SavedModel records the encoder's blocks as the list they are kept in ("blocks/0"), where a
+            # training checkpoint has "layer_0" (encoder.py): read it through a view of that shape.
+            view = _Holder(embeddings=encoder.embeddings, blocks=list(encoder.blocks))
+            if encoder.projection is not None:
+                view.projection = encoder.projection
             prefix = os.path.join(self.saved_model, "variables", "variables")
             try:
-                (tf.train.Checkpoint(discriminator=discriminator).read(prefix).expect_partial()
+                (tf.train.Checkpoint(discriminator=_Holder(encoder=view)).read(prefix).expect_partial()
                  .assert_existing_objects_matched())
             except (tf.errors.OpError, AssertionError, ValueError) as e:
                 raise UserError(f"cannot read the discriminator's weights from {self.saved_model} "
                                 f"({str(e).splitlines()[0]})") from None
-            return discriminator.encoder
+            return encoder
         state = run_state.load(os.path.dirname(os.path.dirname(self.checkpoint)))
         try:
             pretrainer = run_state.restore_pretrainer(state, self.checkpoint)

@@ -47,6 +47,7 @@ class Split:
     empty_texts: int = 0  # skipped (train, dev) or kept (test) and counted
     malformed_lines: int = 0  # GLUE only: lines with too few fields, skipped as the original does
     submission_file: str = None  # test splits: the file name of the predictions
+    subset_of: int = None  # train with --max_train_examples: the examples there were
 
 
 @dataclasses.dataclass
@@ -93,6 +94,8 @@ class TaskData:
                 notes.append(f"{split.empty_texts} with an empty text {verb}")
             if split.malformed_lines:
                 notes.append(f"{split.malformed_lines} malformed lines skipped")
+            if split.subset_of:
+                notes.append(f"a fixed subset of the {split.subset_of:,}")
             lines.append(f"{split.name}: {len(split.examples):,} examples from {split.path}"
                          + (f" ({'; '.join(notes)})" if notes else ""))
         return lines
@@ -455,6 +458,7 @@ def subsample(data, max_examples):
     rows = sorted(by_row)
     random.Random(0).shuffle(rows)
     keep = set(rows[:max_examples])
+    data.train.subset_of = len(examples)
     data.train.examples = [e for e in examples if e.index in keep]
     return data
 
