@@ -111,6 +111,14 @@ def test_custom_tsv_two_trials_predictions_and_export(finetuning_model_dir, tmp_
     assert len(probe["raw"]["probabilities"][0]) == 2 and len(probe["raw"]["logits"][0]) == 2
     assert (out / "export" / "labels.txt").read_text().split() == ["neg", "pos"]
 
+    # make demo's last step, on this run: the dev accuracy and the labels of a few reviews.
+    examples = tmp_path / "examples.tsv"
+    examples.write_text("text\tlabel\na great movie\tpos\nan awful film\tneg\n", encoding="utf-8")
+    shown = run_module("electra_tf.demo", f"--classifier_dir={out}", f"--examples_file={examples}").stdout
+    assert f"fine-tuned classifier: dev accuracy {results['accuracy']:.3f}" in shown
+    rows = [line.split() for line in shown.splitlines()[-2:]]
+    assert [row[1] for row in rows] == predicted[:2] and [row[2] for row in rows] == ["pos", "neg"]
+
     # Results already there: refused without --overwrite, and nothing is touched.
     before = (out / "eval_results.json").stat().st_mtime_ns
     again = run_module("electra_tf.run_finetuning", *_tiny_flags(out, f"--data_dir={data}",
