@@ -110,6 +110,21 @@ def test_multipliers_scale_the_update_and_the_decay():
     assert ElectraAdamW.from_config(optimizer.get_config()).learning_rate_multipliers == {scaled.path: 0.25}
 
 
+def test_sparse_gradients_are_summed_before_clipping_and_the_update():
+    # Token 1 occurs twice: IndexedSlices rows 1 and 1 must act as one gradient row of their sum.
+    slices = tf.IndexedSlices(tf.constant([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5]]), tf.constant([1, 1, 0]),
+                              tf.constant([3, 2]))
+    dense = tf.convert_to_tensor(slices)
+    results = []
+    for gradient in (slices, dense):
+        variable = keras.Variable(np.ones((3, 2), "float32"))
+        optimizer = ElectraAdamW(1e-2, weight_decay=0.0, global_clipnorm=1.0)
+        optimizer.apply_gradients([(gradient, variable)])
+        results.append((variable.numpy(), optimizer._velocities[0].numpy()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-6)
+
+
 def test_from_pretrained_takes_the_discriminator_weights(finetuning_model_dir):
     state = run_state.load(finetuning_model_dir)
     expected = [v.numpy() for v in run_state.restore_pretrainer(state).discriminator.encoder.weights]

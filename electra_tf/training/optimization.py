@@ -1,6 +1,7 @@
 """The original optimizer recipe: AdamW without bias correction, warmup x polynomial decay."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from electra_tf.training.optimizer_config import OptimizerConfig
@@ -98,6 +99,12 @@ class ElectraAdamW(keras.optimizers.Optimizer):
         # whose name is not the Keras path.
         self._multipliers = [float(self.learning_rate_multipliers.get(getattr(v, "path", v.name), 1.0))
                             for v in var_list]
+
+    def apply(self, grads, trainable_variables=None):
+        # An embedding's gradient arrives as IndexedSlices with a row per occurrence of a token: clipping
+        # would take the norm of those rows, and the update square them, before they are summed.
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        return super().apply(grads, trainable_variables)
 
     def _apply_weight_decay(self, variables):
         # Applied in update_step instead, where each variable's own learning rate is known.
