@@ -184,6 +184,15 @@ def _tsv_rows(path):
         raise UserError(f"cannot read {path} ({e.strerror}); check --data_dir") from None
 
 
+def _add(split, example, pair, skip_empty):
+    """Appends `example`; one with an empty text is counted, and left out when `skip_empty`."""
+    if not example.text_a or (pair and not example.text_b):
+        split.empty_texts += 1
+        if skip_empty:
+            return
+    split.examples.append(example)
+
+
 def _label_value(raw, labels, path, line, scale):
     if labels is None:
         return _float_target(raw, path, line) / scale
@@ -222,11 +231,7 @@ def _read_glue_split(task, name, layout, path, labelled, skip_empty):
         text_b = row[layout.text_b].strip() if layout.text_b is not None else None
         label = (_label_value(row[layout.label].strip(), _GLUE[task].labels, path, line, _GLUE[task].label_scale)
                  if labelled else None)
-        if not text_a or (layout.text_b is not None and not text_b):
-            split.empty_texts += 1
-            if skip_empty:
-                continue
-        split.examples.append(Example(index, text_a, text_b, label))
+        _add(split, Example(index, text_a, text_b, label), layout.text_b is not None, skip_empty)
     if not split.examples:
         raise UserError(f"{path} has no usable rows ({split.malformed_lines} have fewer than {need} tab-separated "
                         f"fields); is it the {task} task's {layout.file}?")
@@ -396,11 +401,7 @@ def _read_custom_split(name, path, columns, labels, regression, labelled, skip_e
                 if labels is not None and label not in labels:
                     raise UserError(f"{path} line {line}: label {label!r} is not one of the training file's labels "
                                     f"({', '.join(labels)}); fix the label or add examples of it to the training file")
-        if not text_a or (columns.text_b and not text_b):
-            split.empty_texts += 1
-            if skip_empty:
-                continue
-        split.examples.append(Example(index, text_a, text_b, label))
+        _add(split, Example(index, text_a, text_b, label), columns.text_b is not None, skip_empty)
     if not split.examples:
         raise UserError(f"{path} has no example with a non-empty text ({split.empty_texts} empty); "
                         f"check --text_a_column")
