@@ -160,8 +160,8 @@ def test_classifier_fits_and_predicts_raw_strings(finetuning_model_dir):
     classifier = _tiny_classifier(finetuning_model_dir, num_classes=2)
     classifier.compile()  # the recipe, sized at fit for its updates
     texts, labels = _reviews()
-    history = classifier.fit(texts, labels, epochs=2, batch_size=8, verbose=0)
-    assert all(np.isfinite(history.history["loss"]))
+    history = classifier.fit(texts, labels, epochs=2, batch_size=8, verbose=0, validation_data=(texts[:4], labels[:4]))
+    assert all(np.isfinite(history.history["loss"])) and len(history.history["val_accuracy"]) == 2
     schedule = classifier.optimizer._learning_rate
     assert schedule.num_train_steps == math.ceil(32 / 8) * 2 and schedule.num_warmup_steps == pytest.approx(0.8)
     assert int(classifier.optimizer.iterations) == 8
