@@ -67,11 +67,19 @@ class ElectraClassifier(keras.Model):
 
     Example:
 
-    >>> classifier = ElectraClassifier.from_pretrained("demo_out/model", num_classes=2)
+    >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> words = ["a", "gem", "of", "film", "dull", "mess", "quiet", "triumph", "."]
+    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+    >>> config = ElectraConfig.for_size("tiny", max_seq_length=16, **special_token_ids(vocab))
+    >>> preprocessor = ElectraPreprocessor(vocab, sequence_length=16)
+    >>> classifier = ElectraClassifier(config, num_classes=2, preprocessor=preprocessor)
     >>> classifier.compile()
-    >>> classifier.fit(["a gem of a film .", "a dull mess ."], [0, 1], epochs=3, batch_size=2)
-    >>> classifier.predict(["a quiet triumph ."]).shape
+    >>> history = classifier.fit(["a gem of a film .", "a dull mess ."], [0, 1], epochs=2, batch_size=2, verbose=0)
+    >>> classifier.predict(["a quiet triumph ."], verbose=0).shape
     (1, 2)
+
+    A pre-trained discriminator comes in with `from_pretrained`: pass
+    `run_pretraining`'s model_dir (e.g. `ElectraClassifier.from_pretrained("demo_out/model", num_classes=2)`).
     """
 
     def __init__(self, config, num_classes=2, regression=False, preprocessor=None, dropout=None, **kwargs):
@@ -238,7 +246,14 @@ class ElectraClassifier(keras.Model):
 
         Example:
 
-        >>> classifier = ElectraClassifier.from_pretrained("demo_out/model/export/discriminator", num_classes=3)
+        >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+        >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "film"]))
+        >>> from electra_tf.serving.savedmodel import export_pretrainer
+        >>> pretrainer = ElectraPretrainer(ElectraConfig.for_size("tiny", **special_token_ids(vocab)))
+        >>> export = export_pretrainer(pretrainer, vocab, tempfile.mkdtemp())  # as run_pretraining writes it
+        >>> classifier = ElectraClassifier.from_pretrained(export, num_classes=3, sequence_length=32)
+        >>> classifier.predict(["a film"], verbose=0).shape
+        (1, 3)
         """
         source = pretrained_lib.find(path, lowercase)
         config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,

@@ -62,10 +62,23 @@ def create_finetuning_optimizer(classifier, num_train_steps, learning_rate=1e-4,
     that warms up over `warmup_proportion` of the steps (multiplying the
     linear decay to 0, so it peaks at 0.9 x the rate), and layer-wise decay.
 
+    Args:
+        classifier: the `ElectraClassifier` to train (its variables get the layer-wise multipliers).
+        num_train_steps: the number of updates; warmup and decay are fractions of it.
+        learning_rate: the peak learning rate before warmup's factor (the original's 1e-4 default).
+        layerwise_lr_decay: multiplier per layer below the head (0 or less turns it off).
+        warmup_proportion: the share of the steps spent warming up.
+        weight_decay_rate: decoupled weight decay, not applied to LayerNorm parameters or biases.
+        clip_norm: global gradient-norm clipping (0 or None turns it off).
+        epsilon: Adam's epsilon.
+
     Example:
 
+    >>> classifier = ElectraClassifier(ElectraConfig.for_size("tiny"), num_classes=2)
     >>> optimizer = create_finetuning_optimizer(classifier, num_train_steps=1000)
     >>> classifier.compile(optimizer=optimizer)
+    >>> float(optimizer.learning_rate)  # step 0 of the warmup
+    0.0
     """
     schedule = WarmupPolynomialDecay(learning_rate, num_train_steps, num_train_steps * warmup_proportion, 1.0)
     return ElectraAdamW(schedule, weight_decay=weight_decay_rate, epsilon=epsilon, bias_correction=False,

@@ -42,7 +42,10 @@ class ElectraPreprocessor(keras.layers.Layer):
 
     Example:
 
-    >>> preprocessor = ElectraPreprocessor("demo_out/vocab.txt", sequence_length=16)
+    >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> words = ["a", "gem", "of", "film", "dull", "cat", "sat", "it", "fine", "."]
+    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+    >>> preprocessor = ElectraPreprocessor(vocab, sequence_length=16)
     >>> features = preprocessor(["a fine film .", "dull"])
     >>> features["input_ids"].shape
     TensorShape([2, 16])

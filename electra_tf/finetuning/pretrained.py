@@ -94,10 +94,24 @@ def _model_dir_state(model_dir):
 def find(path, lowercase=None):
     """The `Pretrained` at `path`; a UserError says what is there instead.
 
+    Args:
+        path: a model_dir, a checkpoint prefix in one, or an exported discriminator.
+        lowercase: the caller's lower-casing, checked against the recorded one (None: take the recorded).
+
     Example:
 
-    >>> find("demo_out/model").checkpoint
-    'demo_out/model/checkpoints/ckpt-2500'
+    >>> from electra_tf.serving.savedmodel import export_pretrainer
+    >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "film"]))
+    >>> pretrainer = ElectraPretrainer(ElectraConfig.for_size("tiny", **special_token_ids(vocab)))
+    >>> export = export_pretrainer(pretrainer, vocab, tempfile.mkdtemp())
+    >>> pretrained = find(export)
+    >>> pretrained.saved_model == export, pretrained.config.num_layers, pretrained.lowercase
+    (True, 2, True)
+    >>> find(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    electra_tf.utils.errors.UserError: ... is not a pre-trained model: ...
     """
     if os.path.isdir(path) and os.path.exists(os.path.join(path, run_state.RUN_CONFIG)):
         state = _model_dir_state(path)

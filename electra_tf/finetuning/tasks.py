@@ -256,9 +256,14 @@ def read_glue(task, data_dir, double_unordered=True):
 
     Example:
 
-    >>> data = read_glue("rte", "glue_data/RTE")
-    >>> data.labels, len(data.dev[0].examples)
-    (['entailment', 'not_entailment'], 277)
+    >>> rte = tempfile.mkdtemp()  # the layout of glue_data/RTE
+    >>> rows = ["index\\tsentence1\\tsentence2\\tlabel", "0\\tA cat sat.\\tA cat is sitting.\\tentailment",
+    ...         "1\\tIt rained.\\tThe sun shone.\\tnot_entailment"]
+    >>> for name in ("train.tsv", "dev.tsv"):
+    ...     _ = open(os.path.join(rte, name), "w").write("\\n".join(rows) + "\\n")
+    >>> data = read_glue("rte", rte)
+    >>> data.labels, len(data.dev[0].examples), data.dev[0].examples[0].text_b
+    (['entailment', 'not_entailment'], 2, 'A cat is sitting.')
     """
     if task not in _GLUE:
         raise UserError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
@@ -427,7 +432,12 @@ def read_custom(train_file, dev_file, test_file=None, columns=CustomColumns(), r
 
     Example:
 
-    >>> data = read_custom("reviews/train.tsv", "reviews/dev.tsv", columns=CustomColumns("text", None, "label"))
+    >>> reviews = tempfile.mkdtemp()
+    >>> rows = ["text\\tlabel", "a gem of a film\\tfresh", "a dull mess\\trotten", "a quiet triumph\\tfresh"]
+    >>> for name in ("train.tsv", "dev.tsv"):
+    ...     _ = open(os.path.join(reviews, name), "w").write("\\n".join(rows) + "\\n")
+    >>> data = read_custom(os.path.join(reviews, "train.tsv"), os.path.join(reviews, "dev.tsv"),
+    ...                    columns=CustomColumns("text", None, "label"))
     >>> data.labels
     ['fresh', 'rotten']
     """

@@ -84,9 +84,16 @@ def export_classifier(classifier, export_dir, labels=None, pair=False, score_sca
 
     Example:
 
-    >>> export_classifier(classifier, "runs/sst2/export", labels=["0", "1"])
-    >>> model = tf.saved_model.load("runs/sst2/export")
-    >>> model.signatures["serve_text"](tf.constant(["a gem ."]))["label"]
+    >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "gem", "."]))
+    >>> classifier = ElectraClassifier(ElectraConfig.for_size("tiny", max_seq_length=16, **special_token_ids(vocab)),
+    ...                                num_classes=2, preprocessor=ElectraPreprocessor(vocab, sequence_length=16))
+    >>> export_dir = os.path.join(tempfile.mkdtemp(), "export")
+    >>> export_classifier(classifier, export_dir, labels=["negative", "positive"]) == export_dir
+    True
+    >>> model = tf.saved_model.load(export_dir)
+    >>> model.signatures["serve_text"](tf.constant(["a gem ."]))["label"].shape
+    TensorShape([1])
     """
     module = ClassifierServing(classifier, labels, pair, score_scale)
     with atomic_directory(export_dir, replace=True) as staging:
