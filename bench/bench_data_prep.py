@@ -226,7 +226,7 @@ def _padding(args, corpus_dir, vocab):
         with open(os.path.join(out, "dataset_info.json")) as f:
             info = json.load(f)
         fractions[mode] = {k: info[k] for k in (
-            "padding_fraction", "num_examples", "tokens", "unk_rate")}
+            "padding_fraction", "num_examples", "tokens_written", "unk_rate")}
     return fractions
 
 

@@ -17,7 +17,7 @@ import sys
 
 from absl import app, flags
 
-from data_prep import block_processing, input_files, shard_writer, text_input, workers
+from data_prep import block_processing, input_files, sentences, shard_writer, text_input, workers
 from electra_tf.data import format as data_format
 from electra_tf.text.vocab import Vocab
 from electra_tf.utils import cli
@@ -51,6 +51,15 @@ def define_flags():
     flags.DEFINE_boolean(
         "pack_across_documents", False, "Fill examples across document "
         "boundaries (joined by [SEP]) to cut padding; off = original recipe.")
+    flags.DEFINE_enum(
+        "sentence_splitting", "auto", list(sentences.MODES),
+        "auto: split a line too long for one segment into sentences (and a "
+        "sentence still too long at word boundaries), so every token can reach "
+        "an example; always: split every line into sentences; never: the "
+        "original's rule, a line is a sentence and the rest of a long one is lost.")
+    flags.DEFINE_string(
+        "sentence_language", "en", "Language code for the sentence splitter "
+        "(sentencex: ISO 639 codes, ~250 languages).")
     flags.DEFINE_string(
         "text_field", "text", "Field holding the text in .jsonl inputs.")
     flags.DEFINE_boolean(
@@ -158,9 +167,10 @@ def _write_examples(process, config, inputs, text_field, writer, progress):
     """Reads, processes and writes every block; returns (stats, read_stats)."""
     read_stats = text_input.ReadStats()
     stats = collections.Counter()
+    keep_tails = config.pack_across_documents or config.sentence_splitting != "never"
     documents = text_input.read_documents(
-        inputs.usable, read_stats, text_field,
-        keep_long_line_tail=config.pack_across_documents)
+        inputs.usable, read_stats, text_field, keep_long_line_tail=keep_tails,
+        count_tokens=None if keep_tails else _TokenCounter(config))
     for _, records, block_stats in process(
             block_processing.make_blocks(documents)):
         writer.write(records)
@@ -174,6 +184,24 @@ def _write_examples(process, config, inputs, text_field, writer, progress):
     return stats, read_stats
 
 
+class _TokenCounter:
+    """Counts the tokens of text the build leaves out, with a tokenizer made on first use (it is rarely needed)."""
+
+    def __init__(self, config):
+        self._config = config
+        self._tokenizer = None
+
+    def __call__(self, text):
+        if self._tokenizer is None:
+            from electra_tf.text import tokenization  # pylint: disable=g-import-not-at-top
+            self._tokenizer = tokenization.WordpieceTokenizer(
+                Vocab(self._config.vocab_path).tokens, lowercase=self._config.lowercase)
+        return int(self._tokenizer.tokenize([text])[0].size)
+
+
+DROPPED_WARNING_FRACTION = 0.05
+
+
 def summary_line(info, output_dir):
     seconds = info["elapsed_seconds"]
     megabytes = info["input_bytes"] / 1e6
@@ -182,8 +210,31 @@ def summary_line(info, output_dir):
             f" tokens to {len(info['shards'])} shards in {output_dir}: "
             f"{info['documents']:,} documents, {megabytes:.1f} MB in "
             f"{seconds:.1f} s ({megabytes / max(seconds, 1e-9):.1f} MB/s), "
+            f"{info['written_fraction']:.1%} of {info['tokens_read']:,} tokens written, "
             f"padding {info['padding_fraction']:.1%}, "
             f"[UNK] {info['unk_rate']:.3%}, {skipped} inputs skipped")
+
+
+def dropped_warning(info):
+    """A warning naming what to do when over 5% of the tokens read were dropped, else None."""
+    read = info["tokens_read"]
+    dropped = info["tokens_dropped"]
+    total = sum(dropped.values())
+    if not read or total <= DROPPED_WARNING_FRACTION * read:
+        return None
+    def share(count):
+        return f"{count / read:.1%}" if count >= 0.001 * read else "<0.1%"
+
+    causes, advice = [], []
+    if dropped["long_line_tails"]:
+        causes.append(f"{share(dropped['long_line_tails'])} the tails of lines longer than an example")
+        advice.append("--sentence_splitting=auto (the default) splits such lines into sentences")
+    if dropped["crossing_example_end"]:
+        causes.append(f"{share(dropped['crossing_example_end'])} the parts of sentences that crossed "
+                      "the end of an example (the original recipe's packing)")
+        advice.append("--pack_across_documents carries them into the next example")
+    return (f"warning: {total / read:.1%} of the {read:,} tokens read were dropped: "
+            f"{'; '.join(causes)}. {'; '.join(advice)}.")
 
 
 def main(argv):
@@ -198,11 +249,16 @@ def main(argv):
     config = block_processing.PackingConfig(
         vocab_path=FLAGS.vocab_file, lowercase=FLAGS.lowercase,
         max_seq_length=FLAGS.max_seq_length,
-        pack_across_documents=FLAGS.pack_across_documents, seed=FLAGS.seed)
+        pack_across_documents=FLAGS.pack_across_documents, seed=FLAGS.seed,
+        sentence_splitting=FLAGS.sentence_splitting,
+        sentence_language=FLAGS.sentence_language)
     info = build(config, inputs, FLAGS.output_dir, FLAGS.num_out_files,
                  FLAGS.num_processes, FLAGS.text_field, FLAGS.overwrite,
                  FLAGS.progress)
     print(summary_line(info, FLAGS.output_dir))
+    warning = dropped_warning(info)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ class ReadStats:
     long_documents_split: int = 0
     empty_documents: int = 0
     bad_jsonl_records: int = 0
+    # Tokens of the parts of over-long lines never read into a document (see read_documents).
+    long_line_tail_tokens: int = 0
 
 
 _replacements = [0]
@@ -87,10 +89,12 @@ def iter_lines(input_file, stats, max_line_chars=MAX_LINE_CHARS):
                 return
 
 
-def _text_documents(input_file, stats, keep_long_line_tail):
+def _text_documents(input_file, stats, keep_long_line_tail, count_tokens):
     doc, chars = [], 0
     for piece, starts_line in iter_lines(input_file, stats):
         if not starts_line and not keep_long_line_tail:
+            if count_tokens is not None:
+                stats.long_line_tail_tokens += count_tokens(piece)
             continue
         line = piece.strip()
         if not line:
@@ -129,15 +133,17 @@ def _jsonl_documents(input_file, stats, text_field):
 
 
 def read_documents(files, stats=None, text_field="text",
-                                      keep_long_line_tail=False):
+                   keep_long_line_tail=False, count_tokens=None):
     """Yields every document of every file as a list of non-blank lines.
 
     With keep_long_line_tail False only the first piece of an over-long line
-    is kept: packing never uses more than max_seq_length tokens of one line.
+    is kept (the original recipe never uses more than max_seq_length tokens
+    of one line); `count_tokens(text)`, if given, counts the tokens of each
+    piece left out, into stats.long_line_tail_tokens.
     """
     stats = stats if stats is not None else ReadStats()
     for input_file in files:
         if input_file.is_jsonl:
             yield from _jsonl_documents(input_file, stats, text_field)
         else:
-            yield from _text_documents(input_file, stats, keep_long_line_tail)
+            yield from _text_documents(input_file, stats, keep_long_line_tail, count_tokens)

@@ -29,10 +29,10 @@ def corpus_and_vocab(tmp_path_factory):
 
 
 def _build(inputs, vocab, output_dir, seed=0, processes=1, across=False,
-           shards=4, overwrite=False):
+           shards=4, overwrite=False, splitting="auto"):
     config = block_processing.PackingConfig(
         vocab_path=vocab, lowercase=True, max_seq_length=128,
-        pack_across_documents=across, seed=seed)
+        pack_across_documents=across, seed=seed, sentence_splitting=splitting)
     resolved = input_files.resolve_inputs([str(p) for p in inputs])
     return builder.build(config, resolved, str(output_dir), shards, processes,
                          overwrite=overwrite, show_progress=False)
@@ -87,7 +87,7 @@ def test_cli_writes_shards_and_dataset_info(corpus_and_vocab, tmp_path):
             for r in records]
     padding = 1 - sum(mask) / (128 * len(records))
     assert info["padding_fraction"] == pytest.approx(padding, abs=1e-5)
-    assert info["tokens"] > 100 * 300 and 0 <= info["unk_rate"] < 0.05
+    assert info["tokens_written"] > 100 * 300 and 0 <= info["unk_rate"] < 0.05
     assert info["skipped_inputs"] == []
     for name in ("input_ids", "input_mask", "segment_ids"):
         feature = records[0].features.feature[name]
@@ -122,7 +122,7 @@ def test_cli_workers_write_the_same_bytes(corpus_and_vocab, tmp_path):
     assert result.returncode == 0, result.stderr
     assert _shard_bytes(tmp_path / "two") == _shard_bytes(tmp_path / "one")
     cli_info = json.loads((tmp_path / "two" / "dataset_info.json").read_text())
-    for key in ("num_examples", "examples_per_shard", "tokens", "documents"):
+    for key in ("num_examples", "examples_per_shard", "tokens_written", "tokens_read", "documents"):
         assert cli_info[key] == info[key]
 
 
@@ -132,7 +132,7 @@ def test_across_documents_mode_pads_less(corpus_and_vocab, tmp_path):
     across = _build([corpus], vocab, tmp_path / "x", across=True)
     assert across["pack_across_documents"] is True
     assert across["padding_fraction"] < min(default["padding_fraction"], 0.05)
-    assert across["tokens"] > default["tokens"]  # nothing cut at line ends
+    assert across["tokens_written"] > default["tokens_written"]  # nothing cut at line ends
 
 
 def test_missing_input_is_one_line_error(corpus_and_vocab, tmp_path):
@@ -243,8 +243,12 @@ def test_enormous_line_costs_bounded_memory(tmp_path, corpus_and_vocab):
         assert peak < 24 * 2**20, peak
         assert stats.long_lines_cut == 1
         assert lines > 100 if keep_tail else lines == 3
-    info = _build([path], vocab, tmp_path / "out")
+    # The original rule reads only the line's first piece; the default splits all of it.
+    info = _build([path], vocab, tmp_path / "never", splitting="never")
     assert info["documents"] == 3 and info["repaired"]["long_lines_cut"] == 1
+    info = _build([path], vocab, tmp_path / "auto")
+    assert info["repaired"]["long_lines_cut"] == 1 and info["repaired"]["long_documents_split"] >= 5
+    assert info["tokens_dropped"]["long_line_tails"] == 0 and info["documents"] > 3
 
 
 def test_interrupted_build_leaves_no_finished_looking_shard(

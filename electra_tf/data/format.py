@@ -36,7 +36,16 @@ def _ratio(numerator, denominator):
 
 def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_stats,
                               inputs, skipped_inputs, elapsed_seconds):
-    """Returns the JSON-ready summary of one build."""
+    """Returns the JSON-ready summary of one build.
+
+    Every token read is written or dropped, by cause: `long_line_tails` (a
+    line's tokens past max_seq_length - 2, which the original recipe never
+    places) and `crossing_example_end` (the part of a sentence that crosses
+    the end of an example, which the recipe cuts off).
+    """
+    # The reader leaves out the far parts of lines of over 256K characters in the original mode, but counts them.
+    long_line_tails = stats["dropped_long_line_tails"] + read_stats.long_line_tail_tokens
+    tokens_read = stats["tokens_read"] + read_stats.long_line_tail_tokens
     return {
         "format": "electra pretraining tfrecords (int64 input_ids, "
                   "input_mask, segment_ids)",
@@ -50,12 +59,23 @@ def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_
         "num_examples": sum(shard_counts),
         "shards": shard_names,
         "examples_per_shard": shard_counts,
+        "sentence_splitting": {
+            "mode": config.sentence_splitting,
+            "language": config.sentence_language,
+            "lines_split": stats["lines_split"],
+            "sentences_cut": stats["sentences_cut"],
+        },
         "documents": stats["documents"],
-        "tokens": stats["tokens"],
-        "tokens_tokenized": stats["tokens_tokenized"],
+        "tokens_read": tokens_read,
+        "tokens_written": stats["tokens_written"],
+        "written_fraction": _ratio(stats["tokens_written"], tokens_read),
+        "tokens_dropped": {
+            "long_line_tails": long_line_tails,
+            "crossing_example_end": stats["dropped_crossing_example_end"],
+        },
         "padding_fraction": _ratio(stats["positions"] - stats["real_positions"],
                                    stats["positions"]),
-        "unk_rate": _ratio(stats["unk_tokens"], stats["tokens"]),
+        "unk_rate": _ratio(stats["unk_tokens"], stats["tokens_written"]),
         "single_segment_examples": stats["single_segment_examples"],
         "input_files": [f.path for f in inputs],
         "input_bytes": read_stats.text_bytes,
