@@ -30,9 +30,10 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Defined on demand, so several CLI modules can be imported together."""
     flags.DEFINE_list(
-        "input", None, "Text inputs: files, directories or globs, comma-separated. "
-        ".txt (blank lines separate documents), .jsonl (one document per record, "
-        "see --text_field), either optionally .gz.")
+        "input", None, "Inputs: files, directories or globs, comma-separated. "
+        "Text (blank lines separate documents), .jsonl (one document per record, "
+        "see --text_field), either optionally compressed (.gz, .bz2, .xz, .zst), "
+        "or .parquet (one document per row, column --text_field; needs pyarrow).")
     flags.DEFINE_string(
         "vocab_file", None, "WordPiece vocab.txt (BERT's or from build_vocab).")
     flags.DEFINE_string("output_dir", None, "Directory for shards.")
@@ -61,7 +62,7 @@ def define_flags():
         "sentence_language", "en", "Language code for the sentence splitter "
         "(sentencex: ISO 639 codes, ~250 languages).")
     flags.DEFINE_string(
-        "text_field", "text", "Field holding the text in .jsonl inputs.")
+        "text_field", "text", "Field (.jsonl) or column (.parquet) holding the text.")
     flags.DEFINE_boolean(
         "progress", True, "Show a progress bar on stderr when it is a terminal.")
 
@@ -215,6 +216,21 @@ def summary_line(info, output_dir):
             f"[UNK] {info['unk_rate']:.3%}, {skipped} inputs skipped")
 
 
+def warnings(info):
+    """Lines to print after the summary: too many tokens dropped, files not read to the end."""
+    lines = []
+    dropped = dropped_warning(info)
+    if dropped:
+        lines.append(dropped)
+    unreadable = info["dropped"]["unreadable_file_ends"]
+    if unreadable:
+        first = unreadable[0]
+        lines.append(f"warning: {len(unreadable)} input file(s) could not be read to the end and only their "
+                     f"readable start was used (first: {first['path']}: {first['reason']}); see "
+                     "dataset_info.json, and replace the damaged files to use all of their text.")
+    return lines
+
+
 def dropped_warning(info):
     """A warning naming what to do when over 5% of the tokens read were dropped, else None."""
     read = info["tokens_read"]
@@ -241,7 +257,7 @@ def main(argv):
     del argv
     _check_flags()
     Vocab(FLAGS.vocab_file)  # fail on a bad vocab before touching anything
-    inputs = input_files.resolve_inputs(FLAGS.input)
+    inputs = input_files.resolve_inputs(FLAGS.input, FLAGS.text_field)
     _check_output_dir(FLAGS.output_dir, FLAGS.overwrite)
     for skipped in inputs.skipped:
         print(f"skipping {skipped['path']}: {skipped['reason']}")
@@ -256,8 +272,7 @@ def main(argv):
                  FLAGS.num_processes, FLAGS.text_field, FLAGS.overwrite,
                  FLAGS.progress)
     print(summary_line(info, FLAGS.output_dir))
-    warning = dropped_warning(info)
-    if warning:
+    for warning in warnings(info):
         print(warning, file=sys.stderr)
 
 

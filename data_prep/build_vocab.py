@@ -34,7 +34,7 @@ def define_flags():
     flags.DEFINE_boolean(
         "lowercase", True, "Lower-case and strip accents, like BERT uncased.")
     flags.DEFINE_string(
-        "text_field", "text", "Field holding the text in .jsonl inputs.")
+        "text_field", "text", "Field (.jsonl) or column (.parquet) holding the text.")
     flags.DEFINE_integer(
         "max_lines", None, "Learn from at most this many lines (default: all).")
 
@@ -101,7 +101,7 @@ def main(argv):
         raise UserError("--input and --output are required")
     if FLAGS.vocab_size <= len(RESERVED_TOKENS):
         raise UserError(f"--vocab_size must exceed {len(RESERVED_TOKENS)}")
-    files = input_files.resolve_inputs(FLAGS.input)
+    files = input_files.resolve_inputs(FLAGS.input, FLAGS.text_field)
     start = time.time()
     lines = read_lines(files.usable, FLAGS.text_field, FLAGS.max_lines)
     if not lines:

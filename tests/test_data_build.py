@@ -216,7 +216,7 @@ def test_messy_inputs_are_repaired_skipped_and_counted(
     assert info["documents"] == 20
     assert info["repaired"]["invalid_utf8_bytes_replaced"] == 2
     assert info["dropped"]["empty_documents"] == 2
-    assert info["dropped"]["bad_jsonl_records"] == 1
+    assert info["dropped"]["bad_records"] == 1
     assert info["skipped_inputs"] == [
         {"path": str(src / "binary.bin"), "reason": "binary (contains NUL bytes)"}]
     assert len(info["input_files"]) == 3

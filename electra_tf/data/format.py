@@ -83,7 +83,8 @@ def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_
         "dropped": {
             "empty_documents": stats["empty_documents"] +
                                read_stats.empty_documents,
-            "bad_jsonl_records": read_stats.bad_jsonl_records,
+            "bad_records": read_stats.bad_records,
+            "unreadable_file_ends": read_stats.unreadable_ends,
         },
         "repaired": {
             "invalid_utf8_bytes_replaced": read_stats.invalid_utf8_replaced,
