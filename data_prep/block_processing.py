@@ -2,7 +2,10 @@
 
 Blocks are cut from the input in a fixed way and each gets its own random
 stream derived from (seed, block index), so the output depends on the seed
-and the input only, not on how many processes share the work.
+and the input only, not on how many processes share the work. A block may
+also name each of its documents (the Beam pipeline does): then every
+document is packed with a random stream of its own, derived from (seed, its
+name).
 """
 
 import collections
@@ -73,16 +76,29 @@ class BlockProcessor:
     def __call__(self, block):
         return self.pack(self.tokenize(block))
 
+    def count_tokens(self, text):
+        """The number of tokens of `text`."""
+        return int(self._tokenizer.tokenize([text])[0].size)
+
     def tokenize(self, block):
-        """The TF half of the work; it releases the GIL, so it can overlap pack()."""
-        index, documents = block
+        """The TF half of the work; it releases the GIL, so it can overlap pack().
+
+        `block` is (index, documents) or (index, documents, document names).
+        """
+        index, documents = block[:2]
         lines = [line for doc in documents for line in doc]
         ids, splits, pieces, counts = self._lines(lines)
-        return index, documents, ids, splits, pieces, counts
+        return index, documents, block[2] if len(block) > 2 else None, ids, splits, pieces, counts
+
+    def _document_packer(self, buffer, name):
+        return packing.DocumentPacker(buffer, random.Random(f"{self._config.seed}/{name}"),
+                                      draw_first_target=True)
 
     def pack(self, tokenized):
         """The Python half: packing, statistics and serialization."""
-        index, documents, ids, splits, pieces, counts = tokenized
+        index, documents, names, ids, splits, pieces, counts = tokenized
+        if self._config.pack_across_documents:
+            names = None  # one stream a block: the packer carries text from one document to the next
         stats = collections.Counter(counts)
         stats["tokens_read"] = int(len(ids))
         if not self._config.pack_across_documents:
@@ -92,10 +108,11 @@ class BlockProcessor:
         buffer = packing.ExampleBuffer(self._config.max_seq_length)
         packer = self._packer(buffer, index)
         packer_add = packer.add_document
+        draws = [0, 0]
         cut_lines = sorted(pieces)
         next_cut = 0
         line = 0
-        for doc in documents:
+        for d, doc in enumerate(documents):
             end = line + len(doc)
             if next_cut < len(cut_lines) and cut_lines[next_cut] < end:
                 doc_pieces = []
@@ -111,11 +128,17 @@ class BlockProcessor:
                 stats["empty_documents"] += 1
             else:
                 stats["documents"] += 1
-                packer_add(doc_pieces)
+                if names is None:
+                    packer_add(doc_pieces)
+                else:
+                    own = self._document_packer(buffer, names[d])
+                    own.add_document(doc_pieces)
+                    draws[0] += own.single_segment_draws
+                    draws[1] += own.short_target_draws
             line = end
         packer.finish()
-        stats["single_segment_draws"] = packer.single_segment_draws
-        stats["short_target_draws"] = packer.short_target_draws
+        stats["single_segment_draws"] = packer.single_segment_draws + draws[0]
+        stats["short_target_draws"] = packer.short_target_draws + draws[1]
         tokens = buffer.tokens(ids, self._vocab.cls_id, self._vocab.sep_id)
         lengths, first_lengths = buffer.lengths()
         stats.update(self._example_stats(tokens, lengths, first_lengths))

@@ -11,6 +11,7 @@ segment_ids, the original script's format) and dataset_info.json.
 import collections
 import contextlib
 import gc
+import logging
 import os
 import shutil
 import sys
@@ -65,6 +66,14 @@ def define_flags():
         "text_field", "text", "Field (.jsonl) or column (.parquet) holding the text.")
     flags.DEFINE_boolean(
         "progress", True, "Show a progress bar on stderr when it is a terminal.")
+    flags.DEFINE_enum(
+        "runner", "local", ["local", "beam"], "local: this machine (--num_processes); "
+        "beam: an Apache Beam pipeline (pip install 'electra-tf[beam]'), the same "
+        "output format; inputs and --output_dir may be gs:// paths.")
+    flags.DEFINE_string(
+        "beam_runner", "DirectRunner", "With --runner=beam: Beam's runner "
+        "(DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...). Beam's "
+        "own pipeline options go after a --.")
 
 
 _MIN_SEQ_LENGTH = 8
@@ -81,6 +90,13 @@ def _check_flags():
 
 
 def _check_output_dir(output_dir, overwrite):
+    if "://" in output_dir:
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+        if tf.io.gfile.isdir(output_dir) and tf.io.gfile.listdir(output_dir) and not overwrite:
+            raise UserError(f"output directory {output_dir} exists and is not empty; "
+                            "pass --overwrite or choose another --output_dir")
+        return
     if os.path.isfile(output_dir):
         raise UserError(f"--output_dir {output_dir} is a file; give a directory")
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
@@ -253,24 +269,55 @@ def dropped_warning(info):
             f"{'; '.join(causes)}. {'; '.join(advice)}.")
 
 
+def _beam_pipeline():
+    root = logging.getLogger()
+    level = root.level
+    if not cli.verbose():  # Beam warns at import that cloud clients it may never need are missing
+        root.setLevel(logging.ERROR)
+    try:
+        from data_prep import beam_pipeline  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+        if not (e.name or "").startswith("apache_beam"):
+            raise
+        raise UserError("--runner=beam needs Apache Beam; install it with `pip install 'electra-tf[beam]'`") from None
+    finally:
+        root.setLevel(level)
+    return beam_pipeline
+
+
 def main(argv):
-    del argv
+    beam_args = argv[1:]  # what followed a --
     _check_flags()
+    if beam_args and FLAGS.runner != "beam":
+        raise UserError(f"arguments after -- ({' '.join(beam_args)}) are Apache Beam's options; "
+                        "pass --runner=beam or remove them")
+    beam_pipeline = _beam_pipeline() if FLAGS.runner == "beam" else None
+    if beam_pipeline is None and "://" in FLAGS.output_dir + "".join(FLAGS.input):
+        raise UserError("gs:// and other remote paths need --runner=beam; copy the files here for a local build")
     Vocab(FLAGS.vocab_file)  # fail on a bad vocab before touching anything
-    inputs = input_files.resolve_inputs(FLAGS.input, FLAGS.text_field)
+    if beam_pipeline is not None:
+        inputs = beam_pipeline.resolve_inputs(FLAGS.input, FLAGS.text_field)
+    else:
+        inputs = input_files.resolve_inputs(FLAGS.input, FLAGS.text_field)
+    if "://" in FLAGS.output_dir:
+        cli.start_tensorflow()  # TF's file systems see remote directories
     _check_output_dir(FLAGS.output_dir, FLAGS.overwrite)
+    cli.start_tensorflow()
     for skipped in inputs.skipped:
         print(f"skipping {skipped['path']}: {skipped['reason']}")
-    cli.start_tensorflow()
     config = block_processing.PackingConfig(
         vocab_path=FLAGS.vocab_file, lowercase=FLAGS.lowercase,
         max_seq_length=FLAGS.max_seq_length,
         pack_across_documents=FLAGS.pack_across_documents, seed=FLAGS.seed,
         sentence_splitting=FLAGS.sentence_splitting,
         sentence_language=FLAGS.sentence_language)
-    info = build(config, inputs, FLAGS.output_dir, FLAGS.num_out_files,
-                 FLAGS.num_processes, FLAGS.text_field, FLAGS.overwrite,
-                 FLAGS.progress)
+    if beam_pipeline is not None:
+        info = beam_pipeline.build(config, inputs, FLAGS.output_dir, FLAGS.num_out_files, FLAGS.text_field,
+                                   FLAGS.overwrite, FLAGS.beam_runner, beam_args)
+    else:
+        info = build(config, inputs, FLAGS.output_dir, FLAGS.num_out_files,
+                     FLAGS.num_processes, FLAGS.text_field, FLAGS.overwrite,
+                     FLAGS.progress)
     print(summary_line(info, FLAGS.output_dir))
     for warning in warnings(info):
         print(warning, file=sys.stderr)
@@ -278,4 +325,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli.run(main))
+    app.run(cli.run(main, pass_through=True))

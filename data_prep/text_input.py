@@ -28,6 +28,11 @@ class ReadStats:
     bad_records: int = 0  # .jsonl or .parquet records without text
     # Files whose end could not be read (a damaged compressed file): [{"path", "reason"}].
     unreadable_ends: list = dataclasses.field(default_factory=list)
+
+    def add(self, other):
+        """Adds the counts (and lists) of another ReadStats to these."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
     # Tokens of the parts of over-long lines never read into a document (see read_documents).
     long_line_tail_tokens: int = 0
 
@@ -161,26 +166,33 @@ def _jsonl_documents(input_file, stats, text_field):
 _PARQUET_BATCH_ROWS = 1024
 
 
-def parquet_documents(input_file, stats, text_field, row_groups=None):
-    """Each row's `text_field` as a document, read in batches of rows (of `row_groups` only, if given)."""
+def parquet_documents(input_file, stats, text_field, row_groups=None, with_rows=False):
+    """Each row's `text_field` as a document, read in batches of rows (of `row_groups` only, if given).
+
+    With `with_rows`, yields (row number in the file, document) pairs.
+    """
     pq = input_files.parquet_module()
     import pyarrow.compute as pc  # pylint: disable=g-import-not-at-top
     bytes_before = stats.raw_bytes_read
     with input_file.open_raw() as raw:
         try:
             parquet_file = pq.ParquetFile(raw)
-            total = max(parquet_file.metadata.num_rows, 1)
-            batches = parquet_file.iter_batches(_PARQUET_BATCH_ROWS, row_groups=row_groups, columns=[text_field])
-            rows = 0
+            metadata = parquet_file.metadata
+            total = max(metadata.num_rows, 1)
+            groups = range(metadata.num_row_groups) if row_groups is None else row_groups
+            row = sum(metadata.row_group(g).num_rows for g in range(min(groups, default=0)))
+            batches = parquet_file.iter_batches(_PARQUET_BATCH_ROWS, row_groups=groups, columns=[text_field])
+            done = 0
             for batch in batches:
                 column = batch.column(0)
                 stats.text_bytes += int(pc.sum(pc.binary_length(column)).as_py() or 0)
                 for text in column.to_pylist():
                     doc = _record_document(text, stats)
                     if doc:
-                        yield doc
-                rows += batch.num_rows
-                stats.raw_bytes_read = bytes_before + input_file.size * rows // total
+                        yield (row, doc) if with_rows else doc
+                    row += 1
+                done += batch.num_rows
+                stats.raw_bytes_read = bytes_before + input_file.size * done // total
         except (OSError, EOFError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
             stats.unreadable_ends.append({"path": input_file.path, "reason": str(e) or type(e).__name__})
 

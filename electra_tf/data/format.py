@@ -35,7 +35,7 @@ def _ratio(numerator, denominator):
 
 
 def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_stats,
-                              inputs, skipped_inputs, elapsed_seconds):
+                       inputs, skipped_inputs, elapsed_seconds, runner="local"):
     """Returns the JSON-ready summary of one build.
 
     Every token read is written or dropped, by cause: `long_line_tails` (a
@@ -50,7 +50,7 @@ def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_
         "format": "electra pretraining tfrecords (int64 input_ids, "
                   "input_mask, segment_ids)",
         "max_seq_length": config.max_seq_length,
-        "vocab_file": os.path.abspath(vocab.path),
+        "vocab_file": vocab.path if "://" in vocab.path else os.path.abspath(vocab.path),
         "vocab_size": len(vocab),
         "vocab_sha256": vocab.sha256,
         "lowercase": config.lowercase,
@@ -91,13 +91,22 @@ def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_
             "long_lines_cut": read_stats.long_lines_cut,
             "long_documents_split": read_stats.long_documents_split,
         },
+        "runner": runner,
         "elapsed_seconds": round(elapsed_seconds, 3),
     }
 
 
 def write_dataset_info(output_dir, info):
-    """Writes `info` as `output_dir/dataset_info.json`, atomically."""
-    write_text_atomically(os.path.join(output_dir, DATASET_INFO_FILE), json.dumps(info, indent=2) + "\n")
+    """Writes `info` as `output_dir/dataset_info.json`: atomically on a local disk; gs:// and the like through TF."""
+    path = os.path.join(output_dir, DATASET_INFO_FILE)
+    text = json.dumps(info, indent=2) + "\n"
+    if "://" in path:  # an object store writes an object whole or not at all
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(text)
+        return
+    write_text_atomically(path, text)
 
 
 def read_dataset_info(data_dir):
