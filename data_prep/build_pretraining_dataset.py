@@ -294,6 +294,10 @@ def main(argv):
     beam_pipeline = _beam_pipeline() if FLAGS.runner == "beam" else None
     if beam_pipeline is None and "://" in FLAGS.output_dir + "".join(FLAGS.input):
         raise UserError("gs:// and other remote paths need --runner=beam; copy the files here for a local build")
+    local = [p for p in (*FLAGS.input, FLAGS.vocab_file, FLAGS.output_dir) if "://" not in p]
+    if beam_pipeline is not None and FLAGS.beam_runner == "DataflowRunner" and local:
+        raise UserError(f"Dataflow's workers cannot see local paths such as {local[0]}; "
+                        "put --input, --vocab_file and --output_dir in gs://")
     Vocab(FLAGS.vocab_file)  # fail on a bad vocab before touching anything
     if beam_pipeline is not None:
         inputs = beam_pipeline.resolve_inputs(FLAGS.input, FLAGS.text_field)

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
-from test_data_helpers import quick_vocab, run_cli, write_demo_slice
+from test_data_helpers import build_local, packing_config, quick_vocab, run_cli, write_demo_slice
 
-from data_prep import beam_pipeline, block_processing, input_files
+from data_prep import beam_pipeline
 from data_prep import build_pretraining_dataset as builder
 from electra_tf.utils.errors import UserError
 
@@ -35,8 +35,7 @@ def corpus(tmp_path_factory):
 
 
 def _config(vocab, seed=0, across=False):
-    return block_processing.PackingConfig(vocab_path=vocab, lowercase=True, max_seq_length=128,
-                                          pack_across_documents=across, seed=seed)
+    return packing_config(vocab, seed=seed, across=across)
 
 
 def _beam(corpus, out, seed=0, beam_args=(), across=False):
@@ -87,8 +86,7 @@ def test_beam_writes_valid_shards_and_dataset_info(corpus, tmp_path, small_parqu
     assert info["padding_fraction"] == pytest.approx(1 - sum(lengths) / (128 * len(lengths)), abs=1e-5)
     assert info["tokens_read"] == info["tokens_written"] + sum(info["tokens_dropped"].values())
     # The local builder reads the same documents and tokens; packing draws differ, statistics agree.
-    local = builder.build(_config(corpus["vocab"]), input_files.resolve_inputs([corpus["dir"]]),
-                          str(tmp_path / "local"), 3, 1, show_progress=False)
+    local = build_local([corpus["dir"]], corpus["vocab"], tmp_path / "local", shards=3)
     for key in ("documents", "tokens_read", "input_bytes", "input_files"):
         assert info[key] == local[key], key
     # (Within 1% on the whole demo corpus, bench/RESULTS.md; a small corpus varies more from seed to seed.)
@@ -150,6 +148,10 @@ def test_beam_errors_are_one_line(corpus, tmp_path):
                      "--output_dir", tmp_path / "x", "--", "--direct_num_workers=2")
     assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "--runner=beam" in result.stderr and not (tmp_path / "x").exists()
+    result = run_cli(MODULE, "--input", corpus["dir"], "--vocab_file", corpus["vocab"], "--output_dir",
+                     tmp_path / "x", "--runner", "beam", "--beam_runner", "DataflowRunner")
+    assert result.returncode != 0 and "gs://" in result.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "x").exists()
 
 
 def test_missing_beam_is_a_user_error(monkeypatch):

@@ -10,10 +10,9 @@ import tracemalloc
 
 import pytest
 import tensorflow as tf
-from test_data_helpers import quick_vocab, run_cli, write_demo_slice
+from test_data_helpers import build_local, demo_slice_with_vocab, run_cli, shard_bytes, write_demo_slice
 
 from data_prep import block_processing, input_files, shard_writer, text_input, workers
-from data_prep import build_pretraining_dataset as builder
 from electra_tf.utils.errors import UserError
 
 MODULE = "data_prep.build_pretraining_dataset"
@@ -21,26 +20,17 @@ MODULE = "data_prep.build_pretraining_dataset"
 
 @pytest.fixture(scope="module")
 def corpus_and_vocab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    corpus = write_demo_slice(root / "corpus.txt", 300)
-    with open(corpus, encoding="utf-8") as f:
-        vocab = quick_vocab(root / "vocab.txt", f.read())
+    corpus, _, vocab = demo_slice_with_vocab(tmp_path_factory.mktemp("demo"), 300)
     return corpus, vocab
 
 
 def _build(inputs, vocab, output_dir, seed=0, processes=1, across=False,
            shards=4, overwrite=False, splitting="auto"):
-    config = block_processing.PackingConfig(
-        vocab_path=vocab, lowercase=True, max_seq_length=128,
-        pack_across_documents=across, seed=seed, sentence_splitting=splitting)
-    resolved = input_files.resolve_inputs([str(p) for p in inputs])
-    return builder.build(config, resolved, str(output_dir), shards, processes,
-                         overwrite=overwrite, show_progress=False)
+    return build_local(inputs, vocab, output_dir, shards, processes, overwrite=overwrite,
+                       seed=seed, across=across, splitting=splitting)
 
 
-def _shard_bytes(output_dir):
-    return [open(p, "rb").read()
-            for p in sorted(glob.glob(os.path.join(output_dir, "pretrain_*")))]
+_shard_bytes = shard_bytes
 
 
 def _records(output_dir):

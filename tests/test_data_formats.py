@@ -1,20 +1,17 @@
 """Input formats: compressed text and JSON lines, Parquet; damaged files are counted, not fatal."""
 
 import bz2
-import glob
 import gzip
 import json
 import lzma
-import os
 import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_data_helpers import quick_vocab, run_cli, write_demo_slice
+from test_data_helpers import build_local, demo_slice_with_vocab, run_cli, shard_bytes, write_demo_slice
 
-from data_prep import block_processing, input_files
-from data_prep import build_pretraining_dataset as builder
+from data_prep import input_files
 from electra_tf.utils.errors import UserError
 
 try:
@@ -29,22 +26,15 @@ COMPRESS = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress, ".
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("formats")
-    corpus = write_demo_slice(root / "corpus.txt", 120)
-    with open(corpus, encoding="utf-8") as f:
-        text = f.read()
-    return {"root": root, "text": text, "vocab": quick_vocab(root / "vocab.txt", text),
-            "documents": text.strip().split("\n\n")}
+    _, text, vocab = demo_slice_with_vocab(root, 120)
+    return {"root": root, "text": text, "vocab": vocab, "documents": text.strip().split("\n\n")}
 
 
 def _build(paths, vocab, out, text_field="text"):
-    config = block_processing.PackingConfig(vocab_path=vocab, lowercase=True, max_seq_length=128,
-                                            pack_across_documents=False, seed=0)
-    inputs = input_files.resolve_inputs([str(p) for p in paths], text_field)
-    return builder.build(config, inputs, str(out), 2, 1, text_field=text_field, show_progress=False)
+    return build_local(paths, vocab, out, shards=2, text_field=text_field)
 
 
-def _shards(directory):
-    return [open(p, "rb").read() for p in sorted(glob.glob(os.path.join(directory, "pretrain_*")))]
+_shards = shard_bytes
 
 
 def test_compressed_text_and_jsonl_give_the_plain_files_shards(demo, tmp_path):

@@ -1,15 +1,13 @@
 """Sentence splitting of long lines, and the count of every token read: written or dropped, by cause."""
 
-import glob
 import json
-import os
 
 import numpy as np
 import pytest
-from test_data_helpers import quick_vocab, run_cli, write_demo_slice
+from test_data_helpers import build_local, demo_slice_with_vocab, quick_vocab, run_cli, shard_bytes
 
-from data_prep import block_processing, input_files, sentences
 from data_prep import build_pretraining_dataset as builder
+from data_prep import sentences
 from electra_tf.text.tokenization import WordpieceTokenizer
 from electra_tf.text.vocab import Vocab
 
@@ -20,26 +18,18 @@ MODULE = "data_prep.build_pretraining_dataset"
 def demo(tmp_path_factory):
     """The demo slice (one sentence per line), the same documents one per line, and a vocab."""
     root = tmp_path_factory.mktemp("split")
-    corpus = write_demo_slice(root / "sentences.txt", 300)
-    with open(corpus, encoding="utf-8") as f:
-        text = f.read()
+    corpus, text, vocab = demo_slice_with_vocab(root, 300)
     documents = [doc.split("\n") for doc in text.strip().split("\n\n")]
     per_line = root / "documents.txt"
     per_line.write_text("\n\n".join(" ".join(doc) for doc in documents) + "\n", encoding="utf-8")
-    vocab = quick_vocab(root / "vocab.txt", text)
     return {"sentences": corpus, "documents": str(per_line), "vocab": vocab, "docs": documents}
 
 
-def _build(source, vocab, out, mode="auto", seq=128, across=False, shards=4):
-    config = block_processing.PackingConfig(
-        vocab_path=vocab, lowercase=True, max_seq_length=seq, pack_across_documents=across,
-        seed=0, sentence_splitting=mode)
-    inputs = input_files.resolve_inputs([str(source)])
-    return builder.build(config, inputs, str(out), shards, 1, show_progress=False)
+def _build(source, vocab, out, mode="auto", across=False):
+    return build_local([source], vocab, out, splitting=mode, across=across)
 
 
-def _shards(directory):
-    return [open(p, "rb").read() for p in sorted(glob.glob(os.path.join(directory, "pretrain_*")))]
+_shards = shard_bytes
 
 
 def _line_lengths(vocab, lines):
