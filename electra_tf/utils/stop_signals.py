@@ -24,8 +24,13 @@ EXIT, RECORD, RAISE = "exit", "record", "raise"
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class Stopped(Exception):
-    """Raised in `RAISE` mode when a stop signal arrives; `name` is the signal's, e.g. "SIGTERM"."""
+class Stopped(BaseException):
+    """Raised in `RAISE` mode when a stop signal arrives; `name` is the signal's, e.g. "SIGTERM".
+
+    A BaseException, like KeyboardInterrupt, so that library code that
+    catches `Exception` (TensorFlow's AutoGraph falls back to unconverted code
+    on any) lets it through.
+    """
 
     def __init__(self, name):
         super().__init__(f"stopped by {name}")
