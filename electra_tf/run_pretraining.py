@@ -19,6 +19,7 @@ if __name__ == "__main__":
 
 import os  # noqa: E402
 import re  # noqa: E402
+import sys  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
@@ -66,7 +67,12 @@ def main(argv):
                         "build_pretraining_dataset and re-run to resume (checkpoints so far are intact)",
                         EXIT_DATA) from None
     if ended != "done":
-        return
+        # Stopped by a signal, with the checkpoint written: exit now. Tearing down TensorFlow and the
+        # input pipeline took 13-30 s more for ELECTRA-Small (bench/RESULTS.md), past many grace periods.
+        loop.writer.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     print(f"trained to step {loop.step}; TensorBoard logs: tensorboard --logdir {settings.model_dir}", flush=True)
     if not (FLAGS.export_at_end and training_loop.is_chief(strategy) and settings.model.objective == "electra"):
         return
