@@ -1,3 +1,4 @@
+import glob
 import os
 import subprocess
 import sys
@@ -99,3 +100,33 @@ def finetuning_model_dir(tmp_path_factory):
                                max_to_keep=1).save(checkpoint_number=7)
     export_pretrainer(pretrainer, state.vocab_file, str(model_dir / "export"), True)
     return str(model_dir)
+
+
+def pretraining_flags(data_dir, model_dir, steps, *extra):
+    """run_pretraining flags for a tiny model on the `pretraining_data` fixture's data."""
+    return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--model_size=tiny", "--max_seq_length=64",
+            "--train_batch_size=8", f"--num_train_steps={steps}", "--num_warmup_steps=5", "--learning_rate=1e-3",
+            "--steps_per_loop=5", "--save_checkpoints_steps=10", "--log_every_steps=5",
+            "--example_every_steps=10", *extra]
+
+
+def error_lines(stderr):
+    # TF's C++ start-up messages reach stderr whatever the log level; ours start with "error:".
+    return [line for line in stderr.splitlines() if line.startswith(("error:", "FATAL", "ERROR"))]
+
+
+def checkpoint_steps(model_dir):
+    """Steps of the checkpoints in model_dir that have an index file."""
+    return sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(f"{model_dir}/checkpoints/ckpt-*.index"))
+
+
+def summary_steps(model_dir):
+    """{tag: [step, ...]} over every TensorBoard event file of the run, in file order."""
+    import tensorflow as tf
+
+    tags = {}
+    for path in sorted(glob.glob(f"{model_dir}/train/events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags

@@ -72,6 +72,12 @@ def define_flags():
     flags.DEFINE_integer("example_every_steps", 1000, "Write a text summary of one masked/replaced example "
                                                       "every this many steps.")
     flags.DEFINE_integer("shuffle_buffer", 10000, "Examples in the shuffle buffer.")
+    flags.DEFINE_boolean("allow_changed_settings", False,
+                         "Resume even though the data, --train_batch_size, --gradient_accumulation_steps, "
+                         "--shuffle_buffer, --seed, --max_seq_length or a masking/sampling/loss setting differs "
+                         "from the one recorded in --model_dir. The cost: from the resumed step on, the examples "
+                         "and their order differ from the recorded run's (some are repeated or skipped), so the "
+                         "run no longer matches an uninterrupted one.")
     flags.DEFINE_boolean("export_at_end", True, "Write the discriminator SavedModel when training ends.")
     flags.DEFINE_boolean("export_generator", False, "Also export the generator.")
 
