@@ -5,7 +5,8 @@ r"""Pre-trains ELECTRA (or the MLM baseline) from TFRecords made by build_pretra
 
 Re-running with the same --model_dir resumes from its latest checkpoint.
 SIGTERM/SIGINT write a checkpoint and exit. At the end the discriminator is
-exported to <model_dir>/export/discriminator.
+exported to <model_dir>/export/discriminator (for the masked-LM objectives,
+mlm and replace_mlm, the main model's encoder to <model_dir>/export/encoder).
 """
 
 import os
@@ -57,11 +58,11 @@ def main(argv):
     if ended != "done":
         return
     print(f"trained to step {loop.step}; TensorBoard logs: tensorboard --logdir {settings.model_dir}", flush=True)
-    if FLAGS.export_at_end and training_loop.is_chief(strategy) and settings.model.objective == "electra":
+    if FLAGS.export_at_end and training_loop.is_chief(strategy):
         state = run_state.load(settings.model_dir)
         path = export_pretrainer(loop.model, state.vocab_file, os.path.join(settings.model_dir, "export"),
                                  state.lowercase, FLAGS.export_generator)
-        print(f"exported the discriminator to {path}", flush=True)
+        print(f"exported the {os.path.basename(path)} to {path}", flush=True)
 
 
 if __name__ == "__main__":

@@ -81,34 +81,37 @@ class ElectraEmbeddings(BuiltFromConfig, keras.layers.Layer):
         return {**super().get_config(), "tower": self.tower}
 
 
-class _ResidualTable:
-    """Mixin for embedding layers: the table read is stop_gradient(base's table) + this layer's own (the residual)."""
-
-    @property
-    def embeddings(self):
-        return keras.ops.add(keras.ops.stop_gradient(self.base.embeddings), super().embeddings)
+def _summed(base, residual):
+    return keras.ops.add(keras.ops.stop_gradient(base), residual)
 
 
-class _ResidualWords(_ResidualTable, keras_hub.layers.ReversibleEmbedding):
-    pass
+class _ResidualWords(keras_hub.layers.ReversibleEmbedding):
+    # ReversibleEmbedding.call on the summed table (its variable, which checkpoints and .keras files
+    # hold, stays the residual alone).
+    def call(self, inputs, reverse=False):
+        table = _summed(self.base.embeddings, super().embeddings)
+        if reverse:
+            return keras.ops.matmul(inputs, keras.ops.transpose(table))
+        return keras.ops.cast(keras.ops.take(table, keras.ops.cast(inputs, "int32"), axis=0), self.compute_dtype)
 
 
-class _ResidualSegments(_ResidualTable, keras.layers.Embedding):
-    pass
+class _ResidualSegments(keras.layers.Embedding):
+    def call(self, inputs):
+        table = _summed(self.base.embeddings, super().embeddings)
+        return keras.ops.cast(keras.ops.take(table, keras.ops.cast(inputs, "int32"), axis=0), self.compute_dtype)
 
 
 class _ResidualPositions(keras_hub.layers.PositionEmbedding):
     def call(self, inputs, start_index=0):
         # keras-hub's PositionEmbedding.call on the summed table.
-        table = keras.ops.add(keras.ops.stop_gradient(self.base.position_embeddings), self.position_embeddings)
+        table = _summed(self.base.position_embeddings, self.position_embeddings)
         shape = keras.ops.shape(inputs)
         return keras.ops.broadcast_to(keras.ops.slice(table, (start_index, 0), (shape[-2], shape[-1])), shape)
 
 
 class _ResidualLayerNorm(keras.layers.LayerNormalization):
     def call(self, inputs):
-        gamma = keras.ops.add(keras.ops.stop_gradient(self.base.gamma), self.gamma)
-        beta = keras.ops.add(keras.ops.stop_gradient(self.base.beta), self.beta)
+        gamma, beta = _summed(self.base.gamma, self.gamma), _summed(self.base.beta, self.beta)
         outputs = keras.ops.layer_normalization(inputs, gamma, beta, self.axis, self.epsilon)
         return keras.ops.cast(outputs, self.compute_dtype)
 
@@ -178,12 +181,11 @@ class GdesEmbeddings(ElectraEmbeddings):
 
     def residuals(self):
         """The residual variables, in the order of `tables()`."""
-        return [self.word_embeddings._embeddings, self.position_embeddings.position_embeddings,
-                self.segment_embeddings._embeddings, self.layer_norm.gamma, self.layer_norm.beta]
+        return super().tables()
 
     def tables(self):
         """The folded tables, source + residual, in `ElectraEmbeddings.tables()` order."""
-        return [keras.ops.add(s, r) for s, r in zip(self.source.tables(), self.residuals())]
+        return [keras.ops.add(s, r) for s, r in zip(self.source.tables(), self.residuals(), strict=True)]
 
     def get_config(self):
         config = super().get_config()

@@ -179,7 +179,6 @@ class GeneratorObjective(Objective):
 
     def __init__(self, config, num_train_steps=None):
         super().__init__(config, num_train_steps)
-        temperature_at(config, 0, num_train_steps)  # a schedule without a length fails here, not mid-graph
         if config.final_temperature:
             self.metric_names = self.metric_names + ("temperature",)
 
