@@ -105,7 +105,8 @@ def import_checkpoint(options):
     gen_depth = f" / {gen_layers} layer{'s' * (gen_layers != 1)}" if gen_layers != config.num_layers else ""
     return [
         f"read {imported.source}: {config.num_layers} layers, discriminator {config.hidden_size} hidden / "
-        f"{config.num_heads} heads, generator {gen_hidden} / {gen_heads}{gen_depth}, embeddings {config.embedding_size}, "
+        f"{config.num_heads} heads, generator {gen_hidden} / {gen_heads}{gen_depth}, "
+        f"embeddings {config.embedding_size}, "
         f"vocabulary {config.vocab_size}",
         *imported.notes, shared,
         f"wrote {out}: checkpoints/ckpt-0, run_config.json, vocab.txt, model.flags, export/discriminator",

@@ -1,12 +1,15 @@
 """The pre-training objectives and their knobs: labels, losses, gradients, checkpoints, on hand-built batches."""
 
+import glob
+import json
 import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, random_batch
+import tensorflow_text  # noqa: F401  (registers the ops of the exports' serve_text)
+from conftest import ROOT, random_batch, run_module
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from electra_tf import ElectraConfig, ElectraPretrainer, OptimizerConfig, create_optimizer
@@ -67,7 +70,8 @@ def test_electra_loss_is_the_direct_computation():
     weights = masked["masked_lm_weights"]
     corrupted = scatter_at_positions(masked["masked_ids"], masked["masked_lm_positions"], sampled, weights > 0)
     labels = tf.cast(corrupted != ids, tf.float32)
-    rtd_logits = pretrainer.discriminator({"input_ids": corrupted, "input_mask": mask, "segment_ids": segments})["logits"]
+    disc = pretrainer.discriminator({"input_ids": corrupted, "input_mask": mask, "segment_ids": segments})
+    rtd_logits = disc["logits"]
     real = tf.cast(mask, tf.float32)
     mlm = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(masked["masked_lm_ids"], logits) * weights)
     rtd = tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(labels, rtd_logits) * real)
@@ -340,3 +344,48 @@ def test_kept_model_of_the_masked_lm_objectives(objective, kept):
     model = pretrainer.kept_model()
     assert isinstance(model, kept) and model.encoder.hidden_size == TINY.hidden_size
     assert pretrainer.encoder is model.encoder
+
+
+# ---------------------------------------------------------------- through the command line
+
+
+def _tags(model_dir):
+    tags = set()
+    for path in glob.glob(f"{model_dir}/train/events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+# Between them every objective and knob: (flags, what the run exports, TensorBoard tags it must write).
+CLI_RUNS = {
+    "electra_15": (["--objective=electra_15", "--disallow_correct", "--temperature=2.0", "--final_temperature=1.0"],
+                   "discriminator", {"rtd/auc", "mlm/sampling_temperature"}),
+    "replace_mlm": (["--objective=replace_mlm", "--embedding_sharing=gdes", "--generator_layers=0.5"],
+                    "encoder", {"loss/main", "main/replaced_accuracy"}),
+    "all_tokens_mlm": (["--objective=all_tokens_mlm", "--untied_generator_embeddings"],
+                       "discriminator", {"loss/main", "main/copy_probability"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CLI_RUNS))
+def test_objectives_and_knobs_train_through_the_command_line(name, pretraining_data, tmp_path):
+    extra, exported, tags = CLI_RUNS[name]
+    model_dir = tmp_path / "run"
+    result = run_module("electra_tf.run_pretraining", f"--data_dir={pretraining_data}", f"--model_dir={model_dir}",
+                        "--model_size=tiny", "--max_seq_length=64", "--train_batch_size=8", "--num_train_steps=6",
+                        "--num_warmup_steps=2", "--steps_per_loop=3", "--save_checkpoints_steps=6",
+                        "--log_every_steps=3", "--example_every_steps=3", *extra)
+    assert "trained to step 6" in result.stdout and f"exported the {exported}" in result.stdout, result.stdout[-1500:]
+    with open(model_dir / "run_config.json") as f:
+        recorded = json.load(f)["electra_config"]
+    for flag in extra:
+        key, _, value = flag[2:].partition("=")
+        assert str(recorded[key]) == (value or "True"), (key, recorded[key])
+    written = _tags(model_dir)
+    assert tags <= written and not [t for t in written if t.startswith("train/")], sorted(written)
+    served = tf.saved_model.load(str(model_dir / "export" / exported)).signatures["serving_default"]
+    ids = tf.constant([[2, 40, 41, 3]], tf.int32)
+    outputs = served(input_ids=ids, input_mask=tf.ones_like(ids), segment_ids=tf.zeros_like(ids))
+    assert outputs["sequence_output"].shape == (1, 4, 64)
+    assert ("rtd_probabilities" in outputs) == (exported == "discriminator")

@@ -46,7 +46,8 @@ def _layer_count(names, scope):
 
 
 def read(path, num_heads=None):
-    """(ElectraConfig fields, generator (hidden, heads, intermediate, layers) or None, tensors, notes) of a checkpoint."""
+    """(ElectraConfig fields, generator (hidden, heads, intermediate, layers) or None, tensors, notes) of a
+    checkpoint."""
     import tensorflow as tf
 
     prefix = checkpoint_prefix(path)

@@ -1,4 +1,4 @@
-"""ELECTRA's replaced-token detection (Clark et al. 2020), on every token or, as the paper's ablation, on the masked ones."""
+"""ELECTRA's replaced-token detection (Clark et al. 2020): on every token, or on the masked ones (the ablation)."""
 
 import tensorflow as tf
 
