@@ -62,3 +62,40 @@ def pretraining_data(tmp_path_factory):
     run_module("data_prep.build_pretraining_dataset", f"--input={text}", f"--vocab_file={root / 'vocab.txt'}",
                f"--output_dir={root / 'data'}", "--max_seq_length=64", "--num_out_files=2")
     return str(root / "data")
+
+
+# Words of the fine-tuning tests' sentences; every piece of them is in the tiny vocabulary below.
+FINETUNING_WORDS = ("a the film movie is was great fine lovely good bad dull awful boring it and very not of "
+                    "cat sat on mat dog ran he left went away").split()
+
+
+@pytest.fixture(scope="session")
+def finetuning_model_dir(tmp_path_factory):
+    """A tiny pre-training model_dir (run_config.json, vocab.txt, checkpoints/ckpt-7, export/discriminator).
+
+    Written as run_pretraining and convert_checkpoint write one, with random weights: the fine-tuning
+    tests need the layout and exact weights to compare, not a trained model.
+    """
+    import string
+
+    import tensorflow as tf
+
+    from electra_tf import ElectraConfig, ElectraPretrainer
+    from electra_tf.serving.savedmodel import export_pretrainer
+    from electra_tf.text.vocab import RESERVED_TOKENS, special_token_ids
+    from electra_tf.training import run_state
+
+    root = tmp_path_factory.mktemp("finetuning_model")
+    vocab_file = root / "vocab.txt"
+    pieces = list(RESERVED_TOKENS) + list(string.ascii_lowercase + string.punctuation)
+    pieces += ["##" + c for c in string.ascii_lowercase] + list(FINETUNING_WORDS)
+    vocab_file.write_text("\n".join(dict.fromkeys(pieces)) + "\n", encoding="utf-8")
+    config = ElectraConfig.for_size("tiny", **special_token_ids(str(vocab_file)))
+    keras.utils.set_random_seed(3)
+    pretrainer = ElectraPretrainer(config)
+    model_dir = root / "model"
+    state = run_state.start_or_check(str(model_dir), config, str(vocab_file), True)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=pretrainer), state.checkpoint_dir,
+                               max_to_keep=1).save(checkpoint_number=7)
+    export_pretrainer(pretrainer, state.vocab_file, str(model_dir / "export"), True)
+    return str(model_dir)

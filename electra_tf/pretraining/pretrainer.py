@@ -6,15 +6,10 @@ import tensorflow as tf
 from electra_tf.modeling.config import BuiltFromConfig
 from electra_tf.modeling.models import standalone
 from electra_tf.pretraining import objectives
+from electra_tf.training.replicas import global_sum, reduce_gradients_before_optimizer
 
 ELECTRA_METRICS = objectives.OBJECTIVES["electra"].metric_names
 MLM_METRICS = objectives.OBJECTIVES["mlm"].metric_names
-
-
-def _global_sum(value):
-    """Sum over all replicas (identity outside a replica function)."""
-    context = tf.distribute.get_replica_context()
-    return value if context is None else context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 def _example_index(batch_size, example_offset):
@@ -106,10 +101,7 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
 
     def compile(self, optimizer="adam", **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
-        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        # train_step all-reduces gradients itself; a second reduction in the
-        # optimizer would multiply them by the number of replicas.
-        inner._all_reduce_sum_gradients = lambda grads_and_vars: grads_and_vars
+        reduce_gradients_before_optimizer(self.optimizer)  # train_step all-reduces the gradients itself
         # Slot variables must exist before the first distributed step: they
         # cannot be created inside a replica function.
         self.optimizer.build(self.trainable_variables)
@@ -146,7 +138,7 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         """
         num_masked = tf.add_n([tf.reduce_sum(m["masked_lm_weights"]) for m in masked_batches])
         num_real = tf.add_n([tf.reduce_sum(tf.cast(m["input_mask"], tf.float32)) for m in masked_batches])
-        return tf.maximum(_global_sum(num_masked), 1.0), tf.maximum(_global_sum(num_real), 1.0)
+        return tf.maximum(global_sum(num_masked), 1.0), tf.maximum(global_sum(num_real), 1.0)
 
     def _compute_losses(self, outputs, num_masked, num_real):
         """This replica's share of the global loss (shares sum to it), and the per-token pieces."""
@@ -180,10 +172,10 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
             grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
             total_loss += loss
             self._update_metrics(outputs, parts)
-        grads = _global_sum(grads)
+        grads = global_sum(grads)
         self.grad_norm_tracker.update_state(tf.linalg.global_norm(grads) / tf.cast(self._loss_scale(), tf.float32))
         self.optimizer.apply_gradients(zip(grads, variables))
-        self._metrics_by_name["loss"].update_state(_global_sum(total_loss))
+        self._metrics_by_name["loss"].update_state(global_sum(total_loss))
         return self.get_metrics_result()
 
     def test_step(self, data):
@@ -191,7 +183,7 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         outputs = self._forward(masked, 0, training=False)
         loss, parts = self._compute_losses(outputs, *self._denominators([masked]))
         self._update_metrics(outputs, parts)
-        self._metrics_by_name["loss"].update_state(_global_sum(loss))
+        self._metrics_by_name["loss"].update_state(global_sum(loss))
         return self.get_metrics_result()
 
     def _loss_scale(self):

@@ -27,7 +27,8 @@ PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed
 _ENUMS = {"objective": config_lib.OBJECTIVES, "embedding_sharing": config_lib.EMBEDDING_SHARING}
 
 
-def _define(field, default, help_text):
+def define_field(field, default, help_text):
+    """Defines the flag of a config dataclass field, typed by the field."""
     if field.name in _ENUMS:
         flags.DEFINE_enum(field.name, default, _ENUMS[field.name], help_text)
     elif field.type in (bool, "bool"):
@@ -52,9 +53,9 @@ def define_flags():
                                             "(default: <data_dir>/vocab.txt).")
     flags.DEFINE_enum("model_size", "small", config_lib.SIZES, "Paper size whose values the model flags default to.")
     for field in MODEL_FIELDS:
-        _define(field, None, config_lib.FIELD_HELP[field.name] + " Default: the model size's value.")
+        define_field(field, None, config_lib.FIELD_HELP[field.name] + " Default: the model size's value.")
     for field in OPTIMIZER_FIELDS:
-        _define(field, field.default, optimizer_config.FIELD_HELP[field.name])
+        define_field(field, field.default, optimizer_config.FIELD_HELP[field.name])
     flags.DEFINE_integer("train_batch_size", 128, "Global batch size (all replicas together).")
     flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each global batch into this many "
                                                        "micro-batches and sum their gradients: the same update, "
