@@ -8,6 +8,7 @@ import importlib
 _EXPORTS = {
     "ElectraConfig": "electra_tf.modeling.config",
     "ElectraEmbeddings": "electra_tf.modeling.embeddings",
+    "GdesEmbeddings": "electra_tf.modeling.embeddings",
     "ElectraEncoder": "electra_tf.modeling.encoder",
     "DiscriminatorHead": "electra_tf.modeling.heads",
     "GeneratorHead": "electra_tf.modeling.heads",

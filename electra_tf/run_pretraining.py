@@ -8,7 +8,8 @@ can be read, after clearing what an interrupted run left. SIGTERM/SIGINT
 exit 0: at once before training, after the current step (with a
 checkpoint) during it, and without touching the previous export during the
 final export. At the end the discriminator is exported to
-<model_dir>/export/discriminator.
+<model_dir>/export/discriminator (for the masked-LM objectives, mlm and
+replace_mlm, the main model's encoder to <model_dir>/export/encoder).
 """
 
 if __name__ == "__main__":
@@ -74,7 +75,7 @@ def main(argv):
         sys.stderr.flush()
         os._exit(0)
     print(f"trained to step {loop.step}; TensorBoard logs: tensorboard --logdir {settings.model_dir}", flush=True)
-    if not (FLAGS.export_at_end and training_loop.is_chief(strategy) and settings.model.objective == "electra"):
+    if not (FLAGS.export_at_end and training_loop.is_chief(strategy)):
         return
     export_root = os.path.join(settings.model_dir, "export")
     try:
@@ -90,7 +91,7 @@ def main(argv):
               f"ones, unless this one had finished) and the checkpoint at step {loop.step} is saved. Re-run the same "
               "command to export.", flush=True)
         return
-    print(f"exported the discriminator to {path}", flush=True)
+    print(f"exported the {os.path.basename(path)} to {path}", flush=True)
 
 
 if __name__ == "__main__":

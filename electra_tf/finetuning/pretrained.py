@@ -4,12 +4,15 @@
   vocab.txt, checkpoints/): its latest checkpoint;
 - a checkpoint prefix inside one (`<model_dir>/checkpoints/ckpt-1000`);
 - an exported discriminator (`<model_dir>/export/discriminator`, with
-  electra_config.json and vocab.txt beside saved_model.pb). Its lower-casing
-  is read from the model_dir around it when there is one; a SavedModel
-  copied elsewhere is taken as lower-cased unless told otherwise.
+  electra_config.json and vocab.txt beside saved_model.pb), or the encoder
+  export of a masked-LM objective (`<model_dir>/export/encoder`). Its
+  lower-casing is read from the model_dir around it when there is one; a
+  SavedModel copied elsewhere is taken as lower-cased unless told otherwise.
 
-Only the discriminator's embeddings and encoder are read; the generator
-and the replaced-token head are dropped.
+Only the embeddings and encoder of the model pre-training was for are read
+(the pretrainer's `kept_model()`: the discriminator, or the main masked LM of
+the mlm and replace_mlm objectives; with GDES its residual folded in); the
+generator and the heads are dropped.
 """
 
 import dataclasses
@@ -19,6 +22,7 @@ import os
 import tensorflow as tf
 
 from electra_tf.modeling.config import ElectraConfig
+from electra_tf.pretraining.objectives import OBJECTIVES
 from electra_tf.training import run_state
 from electra_tf.utils.errors import UserError
 
@@ -66,8 +70,10 @@ class Pretrained:
             if encoder.projection is not None:
                 view.projection = encoder.projection
             prefix = os.path.join(self.saved_model, "variables", "variables")
+            # The export's module holds the model as "discriminator", or "mlm" for an encoder export (serving).
+            root = "discriminator" if OBJECTIVES[self.config.objective].kept == "discriminator" else "mlm"
             try:
-                (tf.train.Checkpoint(discriminator=_Holder(encoder=view)).read(prefix).expect_partial()
+                (tf.train.Checkpoint(**{root: _Holder(encoder=view)}).read(prefix).expect_partial()
                  .assert_existing_objects_matched())
             except (tf.errors.OpError, AssertionError, ValueError) as e:
                 raise UserError(f"cannot read the discriminator's weights from {self.saved_model} "
@@ -78,10 +84,7 @@ class Pretrained:
             pretrainer = run_state.restore_pretrainer(state, self.checkpoint)
         except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e)) from None
-        if pretrainer.discriminator is None:
-            raise UserError(f"{self.path} was pre-trained with --objective=mlm: it has no discriminator to "
-                            "fine-tune")
-        return pretrainer.discriminator.encoder
+        return pretrainer.kept_model().encoder
 
 
 def _model_dir_state(model_dir):

@@ -4,7 +4,7 @@ import keras
 import keras_hub
 
 from electra_tf.modeling.config import ElectraConfig
-from electra_tf.modeling.embeddings import ElectraEmbeddings, initializer
+from electra_tf.modeling.embeddings import ElectraEmbeddings, GdesEmbeddings, initializer
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -21,13 +21,13 @@ class ElectraEncoder(keras.layers.Layer):
 
     The blocks are keras-hub `TransformerEncoder`s configured to BERT's
     numerics: post-LayerNorm, epsilon from the config (1e-12), exact GELU.
-    When `embedding_size` differs from the tower's hidden size the tower owns
-    a dense projection (the original's `embeddings_project`).
+    When the embeddings' width differs from the tower's hidden size the tower
+    owns a dense projection (the original's `embeddings_project`).
 
     Args:
         config: the `ElectraConfig`.
-        tower: `"discriminator"` or `"generator"`: which of the config's widths to use.
-        embeddings: the `ElectraEmbeddings` to read tokens with (shared by both towers).
+        tower: `"discriminator"` or `"generator"`: which of the config's widths and depths to use.
+        embeddings: the `ElectraEmbeddings` to read tokens with (by default shared by both towers).
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
@@ -48,7 +48,7 @@ class ElectraEncoder(keras.layers.Layer):
         self.embeddings = embeddings
         self.hidden_size, self.num_heads, self.intermediate_size = config.tower_dims(tower)
         self.projection = None
-        if config.embedding_size != self.hidden_size:
+        if embeddings.width != self.hidden_size:
             # Glorot-uniform, as the original's tf.layers.dense(..., name="embeddings_project")
             # with no initializer (model/modeling.py), not the truncated normal of the rest.
             self.projection = keras.layers.Dense(
@@ -67,13 +67,13 @@ class ElectraEncoder(keras.layers.Layer):
                 dtype=self.dtype_policy,
                 name=f"layer_{i}",
             )
-            for i in range(config.num_layers)
+            for i in range(config.tower_layers(tower))
         ]
 
     def build(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
         if not self.embeddings.built:
             self.embeddings.build(input_ids_shape)
-        shape = tuple(input_ids_shape) + (self.config.embedding_size,)
+        shape = tuple(input_ids_shape) + (self.embeddings.width,)
         if self.projection is not None:
             self.projection.build(shape)
         shape = tuple(input_ids_shape) + (self.hidden_size,)
@@ -122,5 +122,6 @@ class ElectraEncoder(keras.layers.Layer):
         config = dict(config)
         electra_config = ElectraConfig.from_dict(config.pop("config"))
         embeddings = keras.layers.deserialize(
-            config.pop("embeddings"), custom_objects={"ElectraEmbeddings": ElectraEmbeddings})
+            config.pop("embeddings"), custom_objects={"ElectraEmbeddings": ElectraEmbeddings,
+                                                      "GdesEmbeddings": GdesEmbeddings})
         return cls(electra_config, config.pop("tower"), embeddings, **config)

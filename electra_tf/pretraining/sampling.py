@@ -1,19 +1,51 @@
-"""Drawing the generator's replacement tokens."""
+"""Drawing the generator's replacement tokens, and the temperature they are drawn at."""
 
 import tensorflow as tf
 
 from electra_tf.pretraining import keyed_random
 
+# The original's sample_from_softmax subtracts this from the logit of a disallowed token.
+DISALLOW_PENALTY = 1000.0
 
-def gumbel_sample(logits, temperature, seed, step, example_index):
+
+def gumbel_sample(logits, temperature, seed, step, example_index, disallow_ids=None):
     """One token id per position from softmax(logits / temperature), by Gumbel-max.
 
     argmax(logits / T + g), g = -log(-log(u + 1e-9) + 1e-9), as the
     original's sample_from_softmax. No gradient flows through the draw.
     `logits` is float32 `[B, P, V]`; the noise is keyed like the masking.
+    `disallow_ids` (int32 `[B, P]`), if given, are made all but impossible:
+    1000 is subtracted from their scaled logit, as the original's
+    `disallow_correct` does with the original tokens.
     """
     logits = tf.stop_gradient(logits)
     keys = keyed_random.example_keys(seed, step, example_index, keyed_random.GUMBEL)
     noise = keyed_random.uniform(keys, logits.shape[1:])
     gumbel = -tf.math.log(-tf.math.log(noise + 1e-9) + 1e-9)
-    return tf.argmax(logits / temperature + gumbel, axis=-1, output_type=tf.int32)
+    scaled = logits / temperature
+    if disallow_ids is not None:
+        scaled -= DISALLOW_PENALTY * tf.one_hot(disallow_ids, tf.shape(logits)[-1], dtype=scaled.dtype)
+    return tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)
+
+
+def temperature_at(config, step, num_train_steps=None):
+    """The sampling temperature at `step` (a number or a scalar tensor).
+
+    `config.temperature` throughout, or, when `config.final_temperature` is
+    above 0, a linear move from `temperature` at step 0 to
+    `final_temperature` at `num_train_steps` (held there after), the
+    decreasing temperature of Fast-ELECTRA (Dong et al. 2024).
+
+    Example:
+
+    >>> config = ElectraConfig.for_size("tiny", temperature=2.0, final_temperature=1.0)
+    >>> [float(temperature_at(config, step, 100)) for step in (0, 25, 100, 150)]
+    [2.0, 1.75, 1.0, 1.0]
+    """
+    if not config.final_temperature:
+        return config.temperature
+    if not num_train_steps:
+        raise ValueError("a temperature schedule (final_temperature > 0) needs the number of training steps; "
+                         "pass num_train_steps to ElectraPretrainer")
+    progress = tf.minimum(tf.cast(step, tf.float32) / float(num_train_steps), 1.0)
+    return config.temperature + (config.final_temperature - config.temperature) * progress

@@ -24,12 +24,13 @@ MODEL_FIELDS = [f for f in dataclasses.fields(config_lib.ElectraConfig) if f.nam
 OPTIMIZER_FIELDS = list(dataclasses.fields(optimizer_config.OptimizerConfig))
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+_ENUMS = {"objective": config_lib.OBJECTIVES, "embedding_sharing": config_lib.EMBEDDING_SHARING}
 
 
 def define_field(field, default, help_text):
     """Defines the flag of a config dataclass field, typed by the field."""
-    if field.name == "objective":
-        flags.DEFINE_enum(field.name, default, config_lib.OBJECTIVES, help_text)
+    if field.name in _ENUMS:
+        flags.DEFINE_enum(field.name, default, _ENUMS[field.name], help_text)
     elif field.type in (bool, "bool"):
         flags.DEFINE_boolean(field.name, default, help_text)
     elif field.type in (int, "int"):

@@ -24,8 +24,9 @@ CHECKPOINTS = "checkpoints"
 # ElectraConfig fields that change what the model sees or how it learns from it, but not the shapes of
 # its weights: a resume may change them with --allow_changed_settings. Every other field is part of
 # the architecture, which the checkpoint fixes.
-CHANGEABLE_MODEL_FIELDS = ("max_seq_length", "mask_prob", "mask_token_prob", "temperature", "gen_weight",
-                           "disc_weight", "hidden_dropout_prob", "attention_probs_dropout_prob")
+CHANGEABLE_MODEL_FIELDS = ("max_seq_length", "mask_prob", "mask_token_prob", "temperature", "final_temperature",
+                           "disallow_correct", "gen_weight", "disc_weight", "hidden_dropout_prob",
+                           "attention_probs_dropout_prob")
 # The run flags recorded in `data_order`, compared on resume (data_sha256 stands for --data_dir).
 DATA_ORDER_FLAGS = ("train_batch_size", "gradient_accumulation_steps", "shuffle_buffer", "seed")
 

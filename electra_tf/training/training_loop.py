@@ -68,10 +68,9 @@ def is_chief(strategy):
     return resolver.task_type == chief_type and resolver.task_id == 0
 
 
-def _progress_fields(metrics):
-    if "rtd_accuracy" in metrics:
-        return [f"loss {metrics['loss']:.4f}", f"rtd_acc {metrics['rtd_accuracy']:.3f}"]
-    return [f"loss {metrics['loss']:.4f}", f"mlm_acc {metrics['mlm_accuracy']:.3f}"]
+def _progress_fields(metrics, shown):
+    name, label = shown
+    return [f"loss {metrics['loss']:.4f}", f"{label} {metrics[name]:.3f}"]
 
 
 def _finite(value):
@@ -100,7 +99,7 @@ class PretrainingLoop:
         keras.mixed_precision.set_dtype_policy(options.precision_policy)
         with strategy.scope():
             keras.utils.set_random_seed(self.config.seed)
-            self.model = ElectraPretrainer(self.config)
+            self.model = ElectraPretrainer(self.config, self.total_steps)
             self.model.compile(optimizer=create_optimizer(settings.optimizer))
         self.optimizer = self.model.optimizer
         # Dropout's seed generators advance every step; the model's checkpoint leaves them out, and a
@@ -405,7 +404,7 @@ class PretrainingLoop:
                     break
                 metrics = {k: float(v) for k, v in self.model.get_metrics_result().items()}
                 self._check_finite(metrics)
-                progress.update(self.step, _progress_fields(metrics))
+                progress.update(self.step, _progress_fields(metrics, self.model.objective.progress_metric))
                 if self.step // self.options.log_every_steps > before // self.options.log_every_steps \
                         or self.step == self.total_steps:
                     self._write_scalars(metrics, time.time() - window_start, window_steps)
