@@ -9,6 +9,7 @@ _EXPORTS = {
     "ElectraConfig": "electra_tf.modeling.config",
     "ElectraEmbeddings": "electra_tf.modeling.embeddings",
     "ElectraEncoder": "electra_tf.modeling.encoder",
+    "KeyedDropout": "electra_tf.modeling.dropout",
     "DiscriminatorHead": "electra_tf.modeling.heads",
     "GeneratorHead": "electra_tf.modeling.heads",
     "ElectraDiscriminator": "electra_tf.modeling.models",

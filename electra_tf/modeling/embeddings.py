@@ -4,6 +4,10 @@ import keras
 import keras_hub
 
 from electra_tf.modeling.config import BuiltFromConfig
+from electra_tf.modeling.dropout import KeyedDropout
+
+# The embeddings' dropout id within a tower's dropout keys (the blocks' ids follow it: encoder.py).
+EMBEDDINGS_DROPOUT_ID = 0
 
 
 def initializer(config):
@@ -47,7 +51,8 @@ class ElectraEmbeddings(BuiltFromConfig, keras.layers.Layer):
             dtype=self.dtype_policy, name="segment_embeddings")
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=config.layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm")
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = KeyedDropout(config.hidden_dropout_prob, key_id=EMBEDDINGS_DROPOUT_ID, dtype=self.dtype_policy,
+                                    name="dropout")
 
     def build(self, input_ids_shape, segment_ids_shape=None):
         self.word_embeddings.build(input_ids_shape)

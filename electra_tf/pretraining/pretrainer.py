@@ -6,6 +6,7 @@ import tensorflow as tf
 from electra_tf.modeling.config import BuiltFromConfig
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.models import ElectraDiscriminator, ElectraGenerator
+from electra_tf.pretraining import keyed_random
 from electra_tf.pretraining.masking import mask_tokens, scatter_at_positions
 from electra_tf.pretraining.sampling import gumbel_sample
 
@@ -35,9 +36,9 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
 
     `train_step(batch)` takes int32 `[batch, seq]` `input_ids`, `input_mask`,
     `segment_ids`, masks them, fills the masks with generator samples, and
-    minimises `gen_weight * MLM + disc_weight * RTD`. Masking and sampling
-    are keyed by (config.seed, optimizer step, position in the global batch),
-    so they are reproducible and independent of the replica layout.
+    minimises `gen_weight * MLM + disc_weight * RTD`. Masking, sampling and
+    dropout are keyed by (config.seed, optimizer step, position in the global
+    batch), so they are reproducible and independent of the replica layout.
     Gradients are all-reduced here, before the optimizer, so clipping sees
     the global gradient norm (Keras clips per replica otherwise).
 
@@ -46,6 +47,8 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
 
     Args:
         config: the `ElectraConfig`: both towers' sizes and the objective's settings.
+        rematerialize: recompute each transformer block in the backward pass instead of
+            keeping its activations (`ElectraEncoder`): the same update in less memory.
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
 
     Example:
@@ -61,16 +64,19 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
     True
     """
 
-    def __init__(self, config, **kwargs):
+    def __init__(self, config, rematerialize=False, **kwargs):
         kwargs.setdefault("name", "electra_pretrainer")
         super().__init__(**kwargs)
         self.config = config
+        self.rematerialize = rematerialize
         self.embeddings = ElectraEmbeddings(config, dtype=self.dtype_policy)
         if config.objective == "electra":
-            self.generator = ElectraGenerator(config, self.embeddings, "generator", dtype=self.dtype_policy)
-            self.discriminator = ElectraDiscriminator(config, self.embeddings, dtype=self.dtype_policy)
+            self.generator = ElectraGenerator(config, self.embeddings, "generator", rematerialize,
+                                              dtype=self.dtype_policy)
+            self.discriminator = ElectraDiscriminator(config, self.embeddings, rematerialize, dtype=self.dtype_policy)
         else:
-            self.generator = ElectraGenerator(config, self.embeddings, "discriminator", dtype=self.dtype_policy)
+            self.generator = ElectraGenerator(config, self.embeddings, "discriminator", rematerialize,
+                                              dtype=self.dtype_policy)
             self.discriminator = None
         thresholded = {"rtd_precision": keras.metrics.Precision, "rtd_recall": keras.metrics.Recall,
                        "rtd_auc": keras.metrics.AUC}
@@ -101,6 +107,9 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
             self.discriminator.built = True
         self.generator.built = True
         self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "rematerialize": self.rematerialize}
 
     def compile(self, optimizer="adam", **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
@@ -136,9 +145,10 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
     def _forward(self, masked, step, training):
         config = self.config
         input_mask, segment_ids = masked["input_mask"], masked["segment_ids"]
+        dropout_keys = keyed_random.example_keys(config.seed, step, masked["example_index"], keyed_random.DROPOUT)
         mlm_logits = self.generator({
             "input_ids": masked["masked_ids"], "input_mask": input_mask, "segment_ids": segment_ids,
-            "masked_lm_positions": masked["masked_lm_positions"]}, training=training)
+            "masked_lm_positions": masked["masked_lm_positions"]}, training=training, dropout_keys=dropout_keys)
         outputs = {**masked, "mlm_logits": mlm_logits}
         if self.discriminator is None:
             return outputs
@@ -148,7 +158,7 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         # A sample equal to the original is "original", not "replaced".
         labels = tf.cast(tf.not_equal(corrupted, masked["input_ids"]), tf.int32)
         disc = self.discriminator({"input_ids": corrupted, "input_mask": input_mask, "segment_ids": segment_ids},
-                                  training=training)
+                                  training=training, dropout_keys=dropout_keys)
         return {**outputs, "sampled_ids": sampled, "corrupted_ids": corrupted, "rtd_labels": labels,
                 "rtd_logits": disc["logits"]}
 
