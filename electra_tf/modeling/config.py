@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 OBJECTIVES = ("electra", "mlm")
+SAMPLERS = ("gumbel", "inverse_cdf")
 
 # Paper values (Clark et al. 2020, Table 6 and configure_pretraining.py).
 # "tiny" exists for tests: small enough to train a step in milliseconds.
@@ -54,6 +55,8 @@ class ElectraConfig:
         max_seq_length, mask_prob, mask_token_prob: masking: the share of tokens predicted
             and, of those, the share shown as [MASK] (the rest keep their token).
         gen_weight, disc_weight, temperature: the loss weights (1 and 50) and the sampling temperature.
+        sampler: how replacements are drawn from the generator's softmax: "gumbel" (Gumbel-max,
+            the original's) or "inverse_cdf" (the same distribution from one uniform per position).
         objective: "electra", or "mlm" for a BERT-style baseline of the discriminator's size.
         seed: seeds masking, sampling, initialisation and data order.
         pad_id, unk_id, cls_id, sep_id, mask_id: the vocabulary's special tokens.
@@ -88,6 +91,7 @@ class ElectraConfig:
     gen_weight: float = 1.0
     disc_weight: float = 50.0
     temperature: float = 1.0
+    sampler: str = "gumbel"
     objective: str = "electra"
     seed: int = 0
     pad_id: int = 0
@@ -100,6 +104,8 @@ class ElectraConfig:
         problems = []
         if self.objective not in OBJECTIVES:
             problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.sampler not in SAMPLERS:
+            problems.append(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if not 0.0 < self.mask_prob < 1.0:
             problems.append(f"mask_prob must be in (0, 1), got {self.mask_prob}")
         if not 0.0 < self.generator_hidden_size <= 1.0:
@@ -212,6 +218,8 @@ FIELD_HELP = {
     "gen_weight": "Weight of the generator's MLM loss.",
     "disc_weight": "Weight of the discriminator's replaced-token-detection loss.",
     "temperature": "Temperature of the generator's sampling.",
+    "sampler": "How replacements are drawn from the generator: gumbel (Gumbel-max, as the original) or "
+               "inverse_cdf (the same distribution, one random number per masked position).",
     "objective": "electra: generator + discriminator; mlm: a BERT-style masked-LM baseline of the same size.",
     "seed": "Seed of masking, sampling, initialisation and data order.",
 }

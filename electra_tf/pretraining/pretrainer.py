@@ -8,7 +8,7 @@ from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.models import ElectraDiscriminator, ElectraGenerator
 from electra_tf.pretraining import keyed_random
 from electra_tf.pretraining.masking import mask_tokens, scatter_at_positions
-from electra_tf.pretraining.sampling import gumbel_sample
+from electra_tf.pretraining.sampling import sample
 
 ELECTRA_METRICS = (
     "loss", "mlm_loss", "mlm_accuracy", "sampled_accuracy", "rtd_loss", "rtd_accuracy",
@@ -152,7 +152,7 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         outputs = {**masked, "mlm_logits": mlm_logits}
         if self.discriminator is None:
             return outputs
-        sampled = gumbel_sample(mlm_logits, config.temperature, config.seed, step, masked["example_index"])
+        sampled = sample(mlm_logits, config, step, masked["example_index"])
         corrupted = scatter_at_positions(
             masked["masked_ids"], masked["masked_lm_positions"], sampled, masked["masked_lm_weights"] > 0)
         # A sample equal to the original is "original", not "replaced".

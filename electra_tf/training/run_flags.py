@@ -27,8 +27,9 @@ PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed
 
 
 def _define(field, default, help_text):
-    if field.name == "objective":
-        flags.DEFINE_enum(field.name, default, config_lib.OBJECTIVES, help_text)
+    if field.name in ("objective", "sampler"):
+        choices = config_lib.OBJECTIVES if field.name == "objective" else config_lib.SAMPLERS
+        flags.DEFINE_enum(field.name, default, choices, help_text)
     elif field.type in (bool, "bool"):
         flags.DEFINE_boolean(field.name, default, help_text)
     elif field.type in (int, "int"):
