@@ -5,7 +5,10 @@ r"""Data preparation benchmark: our builder beside the original, and the reader.
 
 Measures, on the demo corpus and this machine, in one run:
   * build throughput of google-research/electra's build_pretraining_dataset.py
-    and of ours with 1 and 2 processes. Throughput is marginal: input MB /
+    and of ours with 1 and 2 processes (the default --sentence_splitting=auto),
+    and with 1 process and --sentence_splitting=never (the original's rule).
+    --layout paragraphs times them all on the corpus with each document on
+    one line instead of one sentence a line. Throughput is marginal: input MB /
     (wall time on the input - wall time on a one-document input), so the
     fixed start-up (importing TF) counts for neither tool. Ours runs on the
     corpus repeated --corpus_copies times (default 16, 78 MB: several seconds
@@ -78,7 +81,14 @@ def _repeated_corpus(corpus, workdir, copies):
     return directory
 
 
-def _prepare(workdir, vocab_file):
+def _one_line_a_document(path):
+    with open(path, encoding="utf-8") as f:
+        documents = f.read().strip().split("\n\n")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(doc.replace("\n", " ") for doc in documents) + "\n")
+
+
+def _prepare(workdir, vocab_file, layout="sentences"):
     from data_prep import export_corpus  # pylint: disable=import-outside-toplevel
     corpus_dir = os.path.join(workdir, "corpus")
     tiny_dir = os.path.join(workdir, "tiny")
@@ -87,6 +97,9 @@ def _prepare(workdir, vocab_file):
     corpus = os.path.join(corpus_dir, "corpus.txt")
     export_corpus.export_demo_corpus(corpus)
     export_corpus.export_demo_corpus(os.path.join(tiny_dir, "tiny.txt"), 1)
+    if layout == "paragraphs":
+        _one_line_a_document(corpus)
+        _one_line_a_document(os.path.join(tiny_dir, "tiny.txt"))
     vocab_seconds = None
     if not vocab_file:
         vocab_file = os.path.join(workdir, "vocab.txt")
@@ -124,6 +137,8 @@ def _build_configs(args, corpus_dir, vocab):
         f"ours_{n}_process{'es' if n > 1 else ''}": (
             lambda d, n=n: _ours(d, vocab, out, n), REPO, ours_input)
         for n in (1, 2)}
+    configs["ours_1_process_never"] = (
+        lambda d: _ours(d, vocab, out, 1, ("--sentence_splitting=never",)), REPO, ours_input)
     if args.original_dir:
         original_input = _repeated_corpus(
             os.path.join(corpus_dir, "corpus.txt"), args.workdir,
@@ -204,7 +219,7 @@ def _time_builds(args, corpus_dir, tiny_dir, vocab):
 def _add_ratios(results, rounds):
     """x original from the best runs, and the same ratio round by round."""
     original = results["original"]
-    for name in ("ours_1_process", "ours_2_processes"):
+    for name in ("ours_1_process", "ours_2_processes", "ours_1_process_never"):
         ours = results[name]
         ours["x_original"] = round(ours["mb_per_s"] / original["mb_per_s"], 1)
         ours["x_original_by_round"] = [
@@ -219,14 +234,15 @@ def _add_ratios(results, rounds):
 
 def _padding(args, corpus_dir, vocab):
     fractions = {}
-    for mode, extra in (("default", ()),
+    for mode, extra in (("default", ()), ("never", ("--sentence_splitting=never",)),
                         ("pack_across_documents", ("--pack_across_documents",))):
         out = os.path.join(args.workdir, f"out_{mode}")
         _run(_ours(corpus_dir, vocab, out, 1, extra))
         with open(os.path.join(out, "dataset_info.json")) as f:
             info = json.load(f)
         fractions[mode] = {k: info[k] for k in (
-            "padding_fraction", "num_examples", "tokens", "unk_rate")}
+            "padding_fraction", "num_examples", "tokens_read", "tokens_written", "written_fraction",
+            "tokens_dropped", "unk_rate")}
     return fractions
 
 
@@ -264,7 +280,7 @@ def _fidelity(args, corpus_dir, vocab):
                    cwd=args.original_dir, check=True, capture_output=True)
     block_processing.BLOCK_CHARS = 1 << 40  # one block: one random stream
     ours_out = os.path.join(args.workdir, "fidelity_ours")
-    config = block_processing.PackingConfig(vocab, True, 128, False, 0)
+    config = block_processing.PackingConfig(vocab, True, 128, False, 0, sentence_splitting="never")
     builder.build(config, input_files.resolve_inputs([corpus_dir]), ours_out,
                   1000, 1, overwrite=True, show_progress=False)
 
@@ -343,6 +359,8 @@ def _arguments():
     parser.add_argument("--original_copies", type=int, default=2,
                         help="the same for the original, whose time is "
                         "linear in its input")
+    parser.add_argument("--layout", choices=("sentences", "paragraphs"), default="sentences",
+                        help="the demo corpus as exported (one sentence a line) or one document a line")
     parser.add_argument("--builds_only", action="store_true",
                         help="time the builds; skip padding, fidelity, "
                         "parity and the reader")
@@ -356,8 +374,8 @@ def main():
     args = _arguments()
     os.makedirs(args.workdir, exist_ok=True)
     corpus_dir, tiny_dir, vocab, vocab_seconds = _prepare(args.workdir,
-                                                          args.vocab_file)
-    report = {"machine": _machine(),
+                                                          args.vocab_file, args.layout)
+    report = {"machine": _machine(), "layout": args.layout,
               "corpus_mb": round(_mb(corpus_dir), 3),
               "vocab_file": vocab, "vocab_learning_s": vocab_seconds}
     report["builds"] = _time_builds(args, corpus_dir, tiny_dir, vocab)

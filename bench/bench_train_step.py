@@ -138,9 +138,10 @@ def model_matmuls(config, batch):
     matmuls = []
     for tower in towers:
         hidden, heads, intermediate = config.tower_dims(tower)
-        layers, head_dim = config.num_layers, hidden // heads
-        if config.embedding_size != hidden:
-            matmuls.append((f"{tower} embeddings_project", 1, 1, tokens, config.embedding_size, hidden))
+        layers, head_dim = config.tower_layers(tower), hidden // heads
+        width = config.tower_embedding_size(tower)
+        if width != hidden:
+            matmuls.append((f"{tower} embeddings_project", 1, 1, tokens, width, hidden))
         matmuls += [
             (f"{tower} query/key/value/output", 4 * layers, 1, tokens, hidden, hidden),
             (f"{tower} feed-forward in", layers, 1, tokens, hidden, intermediate),
@@ -148,9 +149,9 @@ def model_matmuls(config, batch):
             (f"{tower} attention scores", layers, batch * heads, seq, head_dim, seq),
             (f"{tower} attention context", layers, batch * heads, seq, seq, head_dim),
         ]
-    mlm_hidden = config.tower_dims(towers[0])[0]
-    matmuls += [("generator head dense", 1, 1, batch * predicted, mlm_hidden, config.embedding_size),
-                ("generator head vocabulary", 1, 1, batch * predicted, config.embedding_size, config.vocab_size)]
+    mlm_hidden, mlm_width = config.tower_dims(towers[0])[0], config.tower_embedding_size(towers[0])
+    matmuls += [("generator head dense", 1, 1, batch * predicted, mlm_hidden, mlm_width),
+                ("generator head vocabulary", 1, 1, batch * predicted, mlm_width, config.vocab_size)]
     if config.objective == "electra":
         matmuls += [("discriminator head dense", 1, 1, tokens, config.hidden_size, config.hidden_size),
                     ("discriminator head logit", 1, 1, tokens, config.hidden_size, 1)]

@@ -2,7 +2,10 @@
 
 Blocks are cut from the input in a fixed way and each gets its own random
 stream derived from (seed, block index), so the output depends on the seed
-and the input only, not on how many processes share the work.
+and the input only, not on how many processes share the work. A block may
+also name each of its documents (the Beam pipeline does): then every
+document is packed with a random stream of its own, derived from (seed, its
+name).
 """
 
 import collections
@@ -12,7 +15,7 @@ import random
 
 import numpy as np
 
-from data_prep import example_encoding, packing
+from data_prep import example_encoding, packing, sentences
 
 # Target characters per block: big enough to amortize a TF call, small
 # enough that two processes get an even share of a small corpus.
@@ -26,6 +29,8 @@ class PackingConfig:
     max_seq_length: int
     pack_across_documents: bool
     seed: int
+    sentence_splitting: str = "auto"
+    sentence_language: str = "en"
 
 
 def make_blocks(documents, block_chars=None):
@@ -56,6 +61,11 @@ class BlockProcessor:
             self._vocab.tokens, lowercase=config.lowercase)
         self._serializer = example_encoding.ExampleSerializer(
             config.max_seq_length, self._vocab.pad_id)
+        self._limit = sentences.segment_limit(config.max_seq_length)
+        is_continuation = np.array([t.startswith("##") for t in self._vocab.tokens])
+        self._lines = sentences.LineTokenizer(
+            self._tokenizer.tokenize, config.sentence_splitting, self._limit,
+            is_continuation, config.sentence_language)
 
     def _packer(self, buffer, block_index):
         rng = random.Random(f"{self._config.seed}/{block_index}")
@@ -66,39 +76,84 @@ class BlockProcessor:
     def __call__(self, block):
         return self.pack(self.tokenize(block))
 
+    def count_tokens(self, text):
+        """The number of tokens of `text`."""
+        return int(self._tokenizer.tokenize([text])[0].size)
+
     def tokenize(self, block):
-        """The TF half of the work; it releases the GIL, so it can overlap pack()."""
-        index, documents = block
+        """The TF half of the work; it releases the GIL, so it can overlap pack().
+
+        `block` is (index, documents) or (index, documents, document names).
+        """
+        index, documents = block[:2]
         lines = [line for doc in documents for line in doc]
-        ids, splits = self._tokenizer.tokenize(lines)
-        return index, documents, ids, splits
+        ids, splits, pieces, counts = self._lines(lines)
+        return index, documents, block[2] if len(block) > 2 else None, ids, splits, pieces, counts
+
+    def _document_packer(self, buffer, name):
+        return packing.DocumentPacker(buffer, random.Random(f"{self._config.seed}/{name}"),
+                                      draw_first_target=True)
 
     def pack(self, tokenized):
         """The Python half: packing, statistics and serialization."""
-        index, documents, ids, splits = tokenized
-        stats = collections.Counter()
-        stats["tokens_tokenized"] = int(len(ids))
+        index, documents, names, ids, splits, pieces, counts = tokenized
+        if self._config.pack_across_documents:
+            names = None  # one stream a block: the packer carries text from one document to the next
+        stats = collections.Counter(counts)
+        stats["tokens_read"] = int(len(ids))
+        if not self._config.pack_across_documents:
+            # The original recipe keeps at most `limit` tokens of a line.
+            stats["dropped_long_line_tails"] = self._long_line_tails(splits, pieces)
         splits = splits.tolist()
         buffer = packing.ExampleBuffer(self._config.max_seq_length)
         packer = self._packer(buffer, index)
         packer_add = packer.add_document
+        draws = [0, 0]
+        cut_lines = sorted(pieces)
+        next_cut = 0
         line = 0
-        for doc in documents:
+        for d, doc in enumerate(documents):
             end = line + len(doc)
+            if next_cut < len(cut_lines) and cut_lines[next_cut] < end:
+                doc_pieces = []
+                for i in range(line, end):
+                    if next_cut < len(cut_lines) and cut_lines[next_cut] == i:
+                        doc_pieces += pieces[i]
+                        next_cut += 1
+                    else:
+                        doc_pieces.append((splits[i], splits[i + 1] - splits[i]))
+            else:
+                doc_pieces = packing.sentence_pieces(splits, line, end)
             if splits[end] == splits[line]:
                 stats["empty_documents"] += 1
             else:
                 stats["documents"] += 1
-                packer_add(packing.sentence_pieces(splits, line, end))
+                if names is None:
+                    packer_add(doc_pieces)
+                else:
+                    own = self._document_packer(buffer, names[d])
+                    own.add_document(doc_pieces)
+                    draws[0] += own.single_segment_draws
+                    draws[1] += own.short_target_draws
             line = end
         packer.finish()
-        stats["single_segment_draws"] = packer.single_segment_draws
-        stats["short_target_draws"] = packer.short_target_draws
+        stats["single_segment_draws"] = packer.single_segment_draws + draws[0]
+        stats["short_target_draws"] = packer.short_target_draws + draws[1]
         tokens = buffer.tokens(ids, self._vocab.cls_id, self._vocab.sep_id)
         lengths, first_lengths = buffer.lengths()
         stats.update(self._example_stats(tokens, lengths, first_lengths))
+        stats["dropped_crossing_example_end"] = (
+            stats["tokens_read"] - stats["tokens_written"] - stats["dropped_long_line_tails"])
         return index, self._serializer.serialize(tokens, lengths,
                                                  first_lengths), stats
+
+    def _long_line_tails(self, splits, pieces):
+        """Tokens past `limit` in a line or piece: the recipe can never place them."""
+        lengths = np.diff(splits)
+        tails = np.maximum(lengths - self._limit, 0)
+        for i, line_pieces in pieces.items():
+            tails[i] = sum(max(0, length - self._limit) for _, length in line_pieces)
+        return int(tails.sum())
 
     def _example_stats(self, tokens, lengths, first_lengths):
         special = (np.count_nonzero(tokens == self._vocab.cls_id) +
@@ -107,7 +162,7 @@ class BlockProcessor:
             "examples": len(lengths),
             "positions": len(lengths) * self._config.max_seq_length,
             "real_positions": int(lengths.sum()),
-            "tokens": int(len(tokens) - special),
+            "tokens_written": int(len(tokens) - special),
             "unk_tokens": int(np.count_nonzero(tokens == self._vocab.unk_id)),
             "single_segment_examples": int(np.count_nonzero(
                 first_lengths == lengths)),

@@ -9,6 +9,8 @@ learned piece is reachable. The reserved tokens come first:
 """
 
 import collections
+import heapq
+import random
 import time
 import unicodedata
 
@@ -34,9 +36,14 @@ def define_flags():
     flags.DEFINE_boolean(
         "lowercase", True, "Lower-case and strip accents, like BERT uncased.")
     flags.DEFINE_string(
-        "text_field", "text", "Field holding the text in .jsonl inputs.")
+        "text_field", "text", "Field (.jsonl) or column (.parquet) holding the text.")
     flags.DEFINE_integer(
         "max_lines", None, "Learn from at most this many lines (default: all).")
+    flags.DEFINE_integer(
+        "sample_bytes", None, "Learn from a random sample of the lines, about this "
+        "many bytes of text drawn from the whole input (default: all of it). The "
+        "same --seed and input give the same sample.")
+    flags.DEFINE_integer("seed", 0, "Seed of the --sample_bytes draw.")
 
 
 def read_lines(files, text_field, max_lines=None):
@@ -46,6 +53,40 @@ def read_lines(files, text_field, max_lines=None):
         if max_lines is not None and len(lines) >= max_lines:
             return lines[:max_lines]
     return lines
+
+
+def sample_lines(lines, sample_bytes, seed):
+    """A uniform random sample of `lines` holding at most `sample_bytes` bytes of UTF-8, in input order.
+
+    Each line draws a key from random.Random(seed); the sample is the lines
+    of smallest key that fit the budget (a bottom-k sample, one pass, memory
+    bounded by the budget). The same seed and lines give the same sample.
+
+    Args:
+        lines: an iterable of strings (read once).
+        sample_bytes: the budget.
+        seed: the seed of the keys.
+
+    Returns:
+        A list of lines.
+
+    Example:
+
+    >>> sample_lines([f"line {i}" for i in range(1000)], 60, seed=0)
+    ['line 40', 'line 186', 'line 225', 'line 402', 'line 583', 'line 906', 'line 993']
+    """
+    rng = random.Random(seed)
+    kept, total = [], 0  # a max-heap of (-key, position, size, line)
+    for position, line in enumerate(lines):
+        key = rng.random()
+        size = len(line.encode("utf-8"))
+        if total + size > sample_bytes and (not kept or key > -kept[0][0]):
+            continue  # it would be the first line to leave again
+        heapq.heappush(kept, (-key, position, size, line))
+        total += size
+        while total > sample_bytes:
+            total -= heapq.heappop(kept)[2]
+    return [line for _, _, _, line in sorted(kept, key=lambda item: item[1])]
 
 
 def _is_usable_piece(token):
@@ -101,9 +142,15 @@ def main(argv):
         raise UserError("--input and --output are required")
     if FLAGS.vocab_size <= len(RESERVED_TOKENS):
         raise UserError(f"--vocab_size must exceed {len(RESERVED_TOKENS)}")
-    files = input_files.resolve_inputs(FLAGS.input)
+    if FLAGS.sample_bytes is not None and (FLAGS.sample_bytes < 1 or FLAGS.max_lines is not None):
+        raise UserError("--sample_bytes must be positive and cannot go with --max_lines; pass one of them")
+    files = input_files.resolve_inputs(FLAGS.input, FLAGS.text_field)
     start = time.time()
-    lines = read_lines(files.usable, FLAGS.text_field, FLAGS.max_lines)
+    if FLAGS.sample_bytes:
+        documents = text_input.read_documents(files.usable, text_field=FLAGS.text_field)
+        lines = sample_lines((line for doc in documents for line in doc), FLAGS.sample_bytes, FLAGS.seed)
+    else:
+        lines = read_lines(files.usable, FLAGS.text_field, FLAGS.max_lines)
     if not lines:
         raise UserError("inputs contain no text; check --input")
     cli.start_tensorflow()

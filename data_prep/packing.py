@@ -111,17 +111,23 @@ class ExampleBuffer:
 
 
 class DocumentPacker:
-    """The original recipe: an example never spans two documents."""
+    """The original recipe: an example never spans two documents.
 
-    def __init__(self, buffer, rng):
+    With `draw_first_target` the first example's target is drawn like every
+    later one (a short target with probability 0.05), as when the packer
+    continues from an earlier document: a packer made for one document then
+    packs it as a packer of many would.
+    """
+
+    def __init__(self, buffer, rng, draw_first_target=False):
         self._out = buffer
         self._rng = rng
         self._max = buffer.max_seq_length
-        self._target = self._max
         self._sentences = []  # (pieces, length) of each pending sentence
         self._length = 0
         self.single_segment_draws = 0
         self.short_target_draws = 0
+        self._target = self._next_target() if draw_first_target else self._max
 
     def add_document(self, sentences):
         """`sentences`: one piece per line of the document."""

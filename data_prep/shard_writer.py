@@ -6,7 +6,7 @@ import os
 
 from electra_tf.data.format import SHARD_PREFIX, shard_name
 
-_TEMP_PREFIX = ".tmp-"
+TEMP_PREFIX = ".tmp-"
 
 
 def finished_shards(output_dir):
@@ -16,7 +16,7 @@ def finished_shards(output_dir):
 def unfinished_shards(output_dir):
     """Temporary shards, e.g. left by a run that was killed."""
     return sorted(glob.glob(
-        os.path.join(output_dir, _TEMP_PREFIX + SHARD_PREFIX + "-*")))
+        os.path.join(output_dir, TEMP_PREFIX + SHARD_PREFIX + "-*")))
 
 
 class ShardWriter:
@@ -25,7 +25,7 @@ class ShardWriter:
     def __init__(self, output_dir, num_shards):
         self._final = [os.path.join(output_dir, shard_name(i, num_shards))
                        for i in range(num_shards)]
-        self._temp = [os.path.join(output_dir, _TEMP_PREFIX + os.path.basename(p))
+        self._temp = [os.path.join(output_dir, TEMP_PREFIX + os.path.basename(p))
                       for p in self._final]
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
         self._writers = [tf.io.TFRecordWriter(p) for p in self._temp]

@@ -1,12 +1,15 @@
-"""Streams documents (lists of lines) out of text and JSON-lines files.
+"""Streams documents (lists of lines) out of text, JSON-lines and Parquet files.
 
 Files are read in fixed-size chunks, so a line of any length costs bounded
 memory: a line longer than `max_line_chars` is cut into pieces at whitespace.
+Parquet files are read in batches of rows, one column.
 """
 
 import codecs
 import dataclasses
 import json
+
+from data_prep import input_files
 
 _CHUNK_BYTES = 1 << 20
 MAX_LINE_CHARS = 1 << 18
@@ -22,7 +25,16 @@ class ReadStats:
     long_lines_cut: int = 0
     long_documents_split: int = 0
     empty_documents: int = 0
-    bad_jsonl_records: int = 0
+    bad_records: int = 0  # .jsonl or .parquet records without text
+    # Files whose end could not be read (a damaged compressed file): [{"path", "reason"}].
+    unreadable_ends: list = dataclasses.field(default_factory=list)
+
+    def add(self, other):
+        """Adds the counts (and lists) of another ReadStats to these."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+    # Tokens of the parts of over-long lines never read into a document (see read_documents).
+    long_line_tail_tokens: int = 0
 
 
 _replacements = [0]
@@ -48,16 +60,26 @@ def _cut(text, limit):
     yield text
 
 
+def _read_or_stop(read, input_file, stats):
+    """The next chunk, or b"" (the end) where a damaged file cannot be read on: that is counted."""
+    try:
+        return read(_CHUNK_BYTES)
+    except input_files.READ_ERRORS as e:
+        stats.unreadable_ends.append({"path": input_file.path, "reason": str(e) or type(e).__name__})
+        return b""
+
+
 def iter_lines(input_file, stats, max_line_chars=MAX_LINE_CHARS):
     """Yields (piece, starts_line) over the decoded file, chunk by chunk."""
     decoder = codecs.getincrementaldecoder("utf-8")(
         errors="data_prep_count_replace")
     pending, continuing = "", False
     bytes_before = stats.raw_bytes_read
-    with input_file.open_binary() as stream:
-        raw = getattr(stream, "fileobj", stream)  # gzip: the compressed file
+    with input_file.open_raw() as raw, input_file.decompressed(raw) as stream:
+        # read1: what one step of decompression gives, so a damaged file's last good text is kept.
+        read = getattr(stream, "read1", stream.read)
         while True:
-            data = stream.read(_CHUNK_BYTES)
+            data = _read_or_stop(read, input_file, stats)
             final = not data
             stats.raw_bytes_read = bytes_before + raw.tell()
             stats.text_bytes += len(data)
@@ -87,10 +109,12 @@ def iter_lines(input_file, stats, max_line_chars=MAX_LINE_CHARS):
                 return
 
 
-def _text_documents(input_file, stats, keep_long_line_tail):
+def _text_documents(input_file, stats, keep_long_line_tail, count_tokens):
     doc, chars = [], 0
     for piece, starts_line in iter_lines(input_file, stats):
         if not starts_line and not keep_long_line_tail:
+            if count_tokens is not None:
+                stats.long_line_tail_tokens += count_tokens(piece)
             continue
         line = piece.strip()
         if not line:
@@ -109,6 +133,23 @@ def _text_documents(input_file, stats, keep_long_line_tail):
         yield doc
 
 
+def _record_document(text, stats):
+    """A record's text as a document (None if it has no text), counting records without any."""
+    if isinstance(text, bytes):
+        replaced_before = _replacements[0]
+        text = text.decode("utf-8", errors="data_prep_count_replace")
+        stats.invalid_utf8_replaced += _replacements[0] - replaced_before
+    if not isinstance(text, str):
+        stats.bad_records += 1
+        return None
+    doc = [line.strip() for line in text.split("\n")]
+    doc = [line for line in doc if line]
+    if not doc:
+        stats.empty_documents += 1
+        return None
+    return doc
+
+
 def _jsonl_documents(input_file, stats, text_field):
     for line, _ in iter_lines(input_file, stats, max_line_chars=None):
         if not line.strip():
@@ -117,27 +158,59 @@ def _jsonl_documents(input_file, stats, text_field):
             text = json.loads(line).get(text_field)
         except (ValueError, AttributeError):
             text = None
-        if not isinstance(text, str):
-            stats.bad_jsonl_records += 1
-            continue
-        doc = [line.strip() for line in text.split("\n")]
-        doc = [line for line in doc if line]
+        doc = _record_document(text, stats)
         if doc:
             yield doc
-        else:
-            stats.empty_documents += 1
+
+
+_PARQUET_BATCH_ROWS = 1024
+
+
+def parquet_documents(input_file, stats, text_field, row_groups=None, with_rows=False):
+    """Each row's `text_field` as a document, read in batches of rows (of `row_groups` only, if given).
+
+    With `with_rows`, yields (row number in the file, document) pairs.
+    """
+    pq = input_files.parquet_module()
+    import pyarrow.compute as pc  # pylint: disable=g-import-not-at-top
+    bytes_before = stats.raw_bytes_read
+    with input_file.open_raw() as raw:
+        try:
+            parquet_file = pq.ParquetFile(raw)
+            metadata = parquet_file.metadata
+            total = max(metadata.num_rows, 1)
+            groups = range(metadata.num_row_groups) if row_groups is None else row_groups
+            row = sum(metadata.row_group(g).num_rows for g in range(min(groups, default=0)))
+            batches = parquet_file.iter_batches(_PARQUET_BATCH_ROWS, row_groups=groups, columns=[text_field])
+            done = 0
+            for batch in batches:
+                column = batch.column(0)
+                stats.text_bytes += int(pc.sum(pc.binary_length(column)).as_py() or 0)
+                for text in column.to_pylist():
+                    doc = _record_document(text, stats)
+                    if doc:
+                        yield (row, doc) if with_rows else doc
+                    row += 1
+                done += batch.num_rows
+                stats.raw_bytes_read = bytes_before + input_file.size * done // total
+        except (OSError, EOFError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            stats.unreadable_ends.append({"path": input_file.path, "reason": str(e) or type(e).__name__})
 
 
 def read_documents(files, stats=None, text_field="text",
-                                      keep_long_line_tail=False):
+                   keep_long_line_tail=False, count_tokens=None):
     """Yields every document of every file as a list of non-blank lines.
 
     With keep_long_line_tail False only the first piece of an over-long line
-    is kept: packing never uses more than max_seq_length tokens of one line.
+    is kept (the original recipe never uses more than max_seq_length tokens
+    of one line); `count_tokens(text)`, if given, counts the tokens of each
+    piece left out, into stats.long_line_tail_tokens.
     """
     stats = stats if stats is not None else ReadStats()
     for input_file in files:
-        if input_file.is_jsonl:
+        if input_file.kind == "parquet":
+            yield from parquet_documents(input_file, stats, text_field)
+        elif input_file.kind == "jsonl":
             yield from _jsonl_documents(input_file, stats, text_field)
         else:
-            yield from _text_documents(input_file, stats, keep_long_line_tail)
+            yield from _text_documents(input_file, stats, keep_long_line_tail, count_tokens)

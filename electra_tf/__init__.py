@@ -1,4 +1,4 @@
-"""electra-tf: ELECTRA pre-training in Keras 3 / TensorFlow."""
+"""electra-tf: ELECTRA pre-training and fine-tuning in Keras 3 / TensorFlow."""
 
 import importlib
 
@@ -8,6 +8,7 @@ import importlib
 _EXPORTS = {
     "ElectraConfig": "electra_tf.modeling.config",
     "ElectraEmbeddings": "electra_tf.modeling.embeddings",
+    "GdesEmbeddings": "electra_tf.modeling.embeddings",
     "ElectraEncoder": "electra_tf.modeling.encoder",
     "KeyedDropout": "electra_tf.modeling.dropout",
     "DiscriminatorHead": "electra_tf.modeling.heads",
@@ -19,6 +20,10 @@ _EXPORTS = {
     "WarmupPolynomialDecay": "electra_tf.training.optimization",
     "create_optimizer": "electra_tf.training.optimization",
     "ElectraPretrainer": "electra_tf.pretraining.pretrainer",
+    "ElectraClassifier": "electra_tf.finetuning.classifier",
+    "ElectraPreprocessor": "electra_tf.finetuning.preprocessing",
+    "FinetuningConfig": "electra_tf.finetuning.config",
+    "create_finetuning_optimizer": "electra_tf.finetuning.optimization",
     "special_token_ids": "electra_tf.text.vocab",
 }
 __all__ = list(_EXPORTS)

@@ -101,9 +101,12 @@ def import_checkpoint(options):
         checkpoint_import.write_model_dir(pretrainer, imported, staging)
     out = options.output_dir
     gen_hidden, gen_heads, _ = config.generator_dims
+    gen_layers = config.tower_layers("generator")
+    gen_depth = f" / {gen_layers} layer{'s' * (gen_layers != 1)}" if gen_layers != config.num_layers else ""
     return [
         f"read {imported.source}: {config.num_layers} layers, discriminator {config.hidden_size} hidden / "
-        f"{config.num_heads} heads, generator {gen_hidden} / {gen_heads}, embeddings {config.embedding_size}, "
+        f"{config.num_heads} heads, generator {gen_hidden} / {gen_heads}{gen_depth}, "
+        f"embeddings {config.embedding_size}, "
         f"vocabulary {config.vocab_size}",
         *imported.notes, shared,
         f"wrote {out}: checkpoints/ckpt-0, run_config.json, vocab.txt, model.flags, export/discriminator",
@@ -127,8 +130,8 @@ def export_checkpoint(options):
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     if pretrainer.discriminator is None:
-        raise UserError(f"{options.model_dir} holds an mlm-objective run (no discriminator); only ELECTRA runs "
-                        "convert")
+        raise UserError(f"{options.model_dir} holds a {state.config.objective} run, which has no discriminator; only "
+                        "runs with one (electra, electra_15, all_tokens_mlm) convert")
     # Everything that can refuse runs before anything is written.
     backbone = keras_hub_export.build_backbone(pretrainer) if options.to_keras_hub else None
     lines = []

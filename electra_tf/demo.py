@@ -1,12 +1,17 @@
-r"""Shows a trained discriminator pointing at swapped words.
+r"""Shows a trained discriminator pointing at swapped words, and a fine-tuned classifier at work.
 
     python -m electra_tf.demo --export_dir=demo_out/model/export/discriminator
+    python -m electra_tf.demo --classifier_dir=demo_out/finetune --examples_file=demo_out/rotten_tomatoes/test.tsv
 
-Loads the exported SavedModel (as any user would, through `serve_text`),
-feeds sentences in which one word was swapped for an implausible one, and
-prints each token with the probability that it was replaced.
+The first loads the exported discriminator (as any user would, through
+`serve_text`), feeds sentences in which one word was swapped for an
+implausible one, and prints each token with the probability that it was
+replaced. The second prints a fine-tuning run's dev accuracy and the labels
+its exported classifier gives a few reviews of the test file.
 """
 
+import csv
+import json
 import os
 
 from absl import app, flags
@@ -43,6 +48,10 @@ SWAPPED = [
 ]
 
 flags.DEFINE_string("export_dir", None, "An exported discriminator (<model_dir>/export/discriminator).")
+flags.DEFINE_string("classifier_dir", None, "A run_finetuning --output_dir: show its dev metrics and its exported "
+                                            "classifier's labels for --examples_file.")
+flags.DEFINE_string("examples_file", None, "A TSV with a header and text and label columns (a test file).")
+flags.DEFINE_integer("num_examples", 8, "Reviews of --examples_file to label.")
 FLAGS = flags.FLAGS
 
 
@@ -76,12 +85,48 @@ def report(tokens_batch, probabilities_batch):
     return hits
 
 
+def read_examples(path, count):
+    """The first `count` (text, label) rows of a TSV with `text` and `label` columns (no quoting)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows or "text" not in rows[0]:
+        raise UserError(f"--examples_file {path} needs a header with a text column (and label); give a test.tsv "
+                        "of data_prep.export_rotten_tomatoes")
+    return [(row["text"], row.get("label", "")) for row in rows[:count]]
+
+
+def show_classifier(tf, classifier_dir, examples_file, count):
+    """Prints the run's dev metrics and its exported classifier's labels for the first reviews."""
+    results_path = os.path.join(classifier_dir, "eval_results.json")
+    export_dir = os.path.join(classifier_dir, "export")
+    if not os.path.exists(results_path) or not os.path.isdir(export_dir):
+        raise UserError(f"--classifier_dir {classifier_dir} holds no finished fine-tuning run (eval_results.json and "
+                        "export/); run python -m electra_tf.run_finetuning first")
+    with open(results_path, encoding="utf-8") as f:
+        results = json.load(f)
+    metric = results["selected_by"]
+    epoch = f" (best epoch: {results['epoch']})" if "epoch" in results else ""
+    print(f"fine-tuned classifier: dev {metric} {results[metric]:.3f}{epoch}")
+    examples = read_examples(examples_file, count)
+    model = tf.saved_model.load(export_dir)
+    out = model.signatures["serve_text"](text=tf.constant([text for text, _ in examples]))
+    print("P(predicted)  predicted  true      review")
+    for (text, label), predicted, probabilities in zip(examples, out["label"].numpy(), out["probabilities"].numpy()):
+        shown = text if len(text) <= 90 else text[:87] + "..."
+        print(f"{probabilities.max():12.2f}  {predicted.decode():9s}  {label:8s}  {shown}")
+
+
 def main(argv):
     del argv
     cli.start_tensorflow()
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModel uses)
 
+    if FLAGS.classifier_dir:
+        if not FLAGS.examples_file:
+            raise UserError("--classifier_dir needs --examples_file (a TSV of reviews to label)")
+        show_classifier(tf, FLAGS.classifier_dir, FLAGS.examples_file, FLAGS.num_examples)
+        return
     if not FLAGS.export_dir or not os.path.isdir(FLAGS.export_dir):
         raise UserError(f"--export_dir {FLAGS.export_dir} is not an exported model; run make demo or "
                         "python -m electra_tf.export first")

@@ -1,8 +1,9 @@
-r"""Exporting the discriminator (and optionally the generator) as SavedModels.
+r"""Exporting the discriminator (the encoder, for mlm and replace_mlm; optionally the generator) as SavedModels.
 
     python -m electra_tf.export --model_dir=runs/demo [--checkpoint=runs/demo/checkpoints/ckpt-800]
 
-writes `<model_dir>/export/discriminator/` with two signatures:
+writes `<model_dir>/export/discriminator/` (`.../encoder/` for the masked-LM
+objectives, without rtd_probabilities) with two signatures:
 `serving_default` (int32 input_ids, input_mask, segment_ids ->
 sequence_output, pooled_output, rtd_probabilities) and `serve_text` (raw
 strings -> tokens, rtd_probabilities, pooled_output, tokenized in the graph
@@ -43,7 +44,7 @@ def main(argv):
         raise UserError(str(e)) from None
     path = export_pretrainer(pretrainer, state.vocab_file, FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export"),
                              state.lowercase, FLAGS.export_generator)
-    print(f"exported the discriminator to {path}")
+    print(f"exported the {os.path.basename(path)} to {path}")
 
 
 if __name__ == "__main__":

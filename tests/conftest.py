@@ -1,3 +1,4 @@
+import glob
 import os
 import subprocess
 import sys
@@ -62,3 +63,70 @@ def pretraining_data(tmp_path_factory):
     run_module("data_prep.build_pretraining_dataset", f"--input={text}", f"--vocab_file={root / 'vocab.txt'}",
                f"--output_dir={root / 'data'}", "--max_seq_length=64", "--num_out_files=2")
     return str(root / "data")
+
+
+# Words of the fine-tuning tests' sentences; every piece of them is in the tiny vocabulary below.
+FINETUNING_WORDS = ("a the film movie is was great fine lovely good bad dull awful boring it and very not of "
+                    "cat sat on mat dog ran he left went away").split()
+
+
+@pytest.fixture(scope="session")
+def finetuning_model_dir(tmp_path_factory):
+    """A tiny pre-training model_dir (run_config.json, vocab.txt, checkpoints/ckpt-7, export/discriminator).
+
+    Written as run_pretraining and convert_checkpoint write one, with random weights: the fine-tuning
+    tests need the layout and exact weights to compare, not a trained model.
+    """
+    import string
+
+    import tensorflow as tf
+
+    from electra_tf import ElectraConfig, ElectraPretrainer
+    from electra_tf.serving.savedmodel import export_pretrainer
+    from electra_tf.text.vocab import RESERVED_TOKENS, special_token_ids
+    from electra_tf.training import run_state
+
+    root = tmp_path_factory.mktemp("finetuning_model")
+    vocab_file = root / "vocab.txt"
+    pieces = list(RESERVED_TOKENS) + list(string.ascii_lowercase + string.punctuation)
+    pieces += ["##" + c for c in string.ascii_lowercase] + list(FINETUNING_WORDS)
+    vocab_file.write_text("\n".join(dict.fromkeys(pieces)) + "\n", encoding="utf-8")
+    config = ElectraConfig.for_size("tiny", **special_token_ids(str(vocab_file)))
+    keras.utils.set_random_seed(3)
+    pretrainer = ElectraPretrainer(config)
+    model_dir = root / "model"
+    state = run_state.start_or_check(str(model_dir), config, str(vocab_file), True)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=pretrainer), state.checkpoint_dir,
+                               max_to_keep=1).save(checkpoint_number=7)
+    export_pretrainer(pretrainer, state.vocab_file, str(model_dir / "export"), True)
+    return str(model_dir)
+
+
+def pretraining_flags(data_dir, model_dir, steps, *extra):
+    """run_pretraining flags for a tiny model on the `pretraining_data` fixture's data."""
+    return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--model_size=tiny", "--max_seq_length=64",
+            "--train_batch_size=8", f"--num_train_steps={steps}", "--num_warmup_steps=5", "--learning_rate=1e-3",
+            "--steps_per_loop=5", "--save_checkpoints_steps=10", "--log_every_steps=5",
+            "--example_every_steps=10", *extra]
+
+
+def error_lines(stderr):
+    # TF's C++ start-up messages reach stderr whatever the log level; ours start with "error:".
+    return [line for line in stderr.splitlines() if line.startswith(("error:", "FATAL", "ERROR"))]
+
+
+def checkpoint_steps(model_dir):
+    """Steps of the checkpoints in model_dir that have an index file."""
+    return sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(f"{model_dir}/checkpoints/ckpt-*.index"))
+
+
+def summary_steps(model_dir):
+    """{tag: [step, ...]} over every TensorBoard event file of the run, in file order."""
+    import tensorflow as tf
+
+    tags = {}
+    for path in sorted(glob.glob(f"{model_dir}/train/events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                tags.setdefault(value.tag, []).append(event.step)
+    return tags

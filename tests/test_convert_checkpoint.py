@@ -391,3 +391,91 @@ def test_run_pretraining_continues_from_the_import(imported, tmp_path):
     moved = [float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(before.weights, after.weights)]
     # Trained from the imported weights: every weight within two tiny steps of them, and some moved.
     assert max(moved) < 1e-4 and sum(m > 0 for m in moved) > len(moved) // 2, max(moved)
+
+
+# ---------------------------------------------------------------- the generator and embedding knobs
+
+
+def _pretrainer_model_dir(config, directory, seed=0):
+    """A model_dir holding a randomly initialised pretrainer of `config` (perturbed, so no table is zero)."""
+    from electra_tf.modeling.embeddings import GdesEmbeddings
+
+    tf.keras.utils.set_random_seed(seed)
+    pretrainer = ElectraPretrainer(config)
+    if isinstance(pretrainer.discriminator.embeddings, GdesEmbeddings):
+        rng = np.random.default_rng(seed)
+        for residual in pretrainer.discriminator.embeddings.residuals():
+            residual.assign(rng.normal(scale=0.1, size=residual.shape).astype("float32"))
+    os.makedirs(directory)
+    _write_vocab(directory)
+    state = run_state.start_or_check(str(directory / "run"), config, str(directory / "vocab.txt"), True)
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=pretrainer), state.checkpoint_dir, 1).save(0)
+    return pretrainer, str(directory / "run")
+
+
+def _knob_config(**changes):
+    ids = {"pad_id": 0, "unk_id": 1, "cls_id": 2, "sep_id": 3, "mask_id": 4}
+    return ElectraConfig.for_size("tiny", vocab_size=len(VOCAB), max_seq_length=SEQ, **ids, **changes)
+
+
+def _assert_same_towers(ours, theirs, generator=True):
+    batch = _batch(ours.config)
+    np.testing.assert_allclose(theirs.discriminator(batch, training=False)["logits"],
+                               ours.discriminator(batch, training=False)["logits"], atol=1e-5, rtol=0)
+    if generator:
+        ids, positions = _masked(batch, ours.config)
+        inputs = {**batch, "input_ids": ids, "masked_lm_positions": positions}
+        np.testing.assert_allclose(theirs.generator(inputs, training=False), ours.generator(inputs, training=False),
+                                   atol=1e-5, rtol=0)
+
+
+def test_gdes_exports_one_folded_table(tmp_path):
+    config = _knob_config(embedding_sharing="gdes")
+    pretrainer, model_dir = _pretrainer_model_dir(config, tmp_path / "gdes")
+    run(Options(model_dir=model_dir, to_hf=str(tmp_path / "hf"), to_keras_hub=str(tmp_path / "keras_hub")))
+    generator_words = pretrainer.generator.embeddings.word_embeddings.embeddings.numpy()
+    folded = generator_words + pretrainer.discriminator.embeddings.residuals()[0].numpy()
+    disc = ElectraForPreTraining.from_pretrained(str(tmp_path / "hf" / "discriminator")).eval()
+    gen = ElectraForMaskedLM.from_pretrained(str(tmp_path / "hf" / "generator")).eval()
+    np.testing.assert_array_equal(disc.electra.embeddings.word_embeddings.weight.detach().numpy(), folded)
+    np.testing.assert_array_equal(gen.electra.embeddings.word_embeddings.weight.detach().numpy(), generator_words)
+    _assert_matches_hf(pretrainer, disc, gen)
+    import keras_hub
+
+    backbone = keras_hub.models.ElectraBackbone.from_preset(str(tmp_path / "keras_hub"))
+    np.testing.assert_array_equal(backbone.token_embedding.embeddings.numpy(), folded)
+    # The SavedModel export holds the folded discriminator too.
+    from electra_tf.serving.savedmodel import export_pretrainer
+
+    path = export_pretrainer(pretrainer, str(tmp_path / "gdes" / "vocab.txt"), str(tmp_path / "export"))
+    batch = _batch(config)
+    served = tf.saved_model.load(path).signatures["serving_default"](**{k: tf.constant(v) for k, v in batch.items()})
+    expected = tf.sigmoid(pretrainer.discriminator(batch)["logits"]).numpy() * batch["input_mask"]
+    np.testing.assert_allclose(served["rtd_probabilities"], expected, atol=1e-6)
+
+
+def test_untied_shallower_generator_round_trips_through_hf_and_the_original_layout(tmp_path):
+    from electra_tf.convert import pretrainer_weights
+
+    config = _knob_config(untied_generator_embeddings=True, generator_hidden_size=0.25, generator_layers=0.5)
+    pretrainer, model_dir = _pretrainer_model_dir(config, tmp_path / "untied")
+    assert pretrainer.generator.embeddings.word_embeddings.embeddings.shape == (len(VOCAB), 16)
+    run(Options(model_dir=model_dir, to_hf=str(tmp_path / "hf")))
+    lines = run(Options(hf_discriminator=str(tmp_path / "hf" / "discriminator"),
+                        hf_generator=str(tmp_path / "hf" / "generator"), output_dir=str(tmp_path / "from_hf"),
+                        max_seq_length=SEQ))
+    assert any("untied_generator_embeddings" in line for line in lines) and any("/ 1 layer," in line for line in lines)
+    # The original's layout: generator/embeddings/* as wide as the generator, no generator projection.
+    tensors = pretrainer_weights.extract(pretrainer_weights.pretrainer_variables(pretrainer))
+    assert tensors["generator/embeddings/word_embeddings"].shape == (len(VOCAB), 16)
+    assert "generator/embeddings_project/kernel" not in tensors and "generator/encoder/layer_1/output/dense/bias" \
+        not in tensors
+    os.makedirs(tmp_path / "tf1")
+    _save_tf1(str(tmp_path / "tf1" / "model.ckpt-10"), tensors)
+    _write_vocab(tmp_path / "tf1")
+    run(Options(tf1_checkpoint=str(tmp_path / "tf1"), output_dir=str(tmp_path / "from_tf1"), max_seq_length=SEQ,
+                num_heads=config.num_heads))
+    for imported in ("from_hf", "from_tf1"):
+        state = run_state.load(str(tmp_path / imported))
+        assert (state.config.sharing, state.config.generator_layers) == ("untied", 0.5), imported
+        _assert_same_towers(pretrainer, run_state.restore_pretrainer(state))

@@ -10,10 +10,9 @@ import tracemalloc
 
 import pytest
 import tensorflow as tf
-from test_data_helpers import quick_vocab, run_cli, write_demo_slice
+from test_data_helpers import build_local, demo_slice_with_vocab, run_cli, shard_bytes, write_demo_slice
 
 from data_prep import block_processing, input_files, shard_writer, text_input, workers
-from data_prep import build_pretraining_dataset as builder
 from electra_tf.utils.errors import UserError
 
 MODULE = "data_prep.build_pretraining_dataset"
@@ -21,26 +20,17 @@ MODULE = "data_prep.build_pretraining_dataset"
 
 @pytest.fixture(scope="module")
 def corpus_and_vocab(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    corpus = write_demo_slice(root / "corpus.txt", 300)
-    with open(corpus, encoding="utf-8") as f:
-        vocab = quick_vocab(root / "vocab.txt", f.read())
+    corpus, _, vocab = demo_slice_with_vocab(tmp_path_factory.mktemp("demo"), 300)
     return corpus, vocab
 
 
 def _build(inputs, vocab, output_dir, seed=0, processes=1, across=False,
-           shards=4, overwrite=False):
-    config = block_processing.PackingConfig(
-        vocab_path=vocab, lowercase=True, max_seq_length=128,
-        pack_across_documents=across, seed=seed)
-    resolved = input_files.resolve_inputs([str(p) for p in inputs])
-    return builder.build(config, resolved, str(output_dir), shards, processes,
-                         overwrite=overwrite, show_progress=False)
+           shards=4, overwrite=False, splitting="auto"):
+    return build_local(inputs, vocab, output_dir, shards, processes, overwrite=overwrite,
+                       seed=seed, across=across, splitting=splitting)
 
 
-def _shard_bytes(output_dir):
-    return [open(p, "rb").read()
-            for p in sorted(glob.glob(os.path.join(output_dir, "pretrain_*")))]
+_shard_bytes = shard_bytes
 
 
 def _records(output_dir):
@@ -87,7 +77,7 @@ def test_cli_writes_shards_and_dataset_info(corpus_and_vocab, tmp_path):
             for r in records]
     padding = 1 - sum(mask) / (128 * len(records))
     assert info["padding_fraction"] == pytest.approx(padding, abs=1e-5)
-    assert info["tokens"] > 100 * 300 and 0 <= info["unk_rate"] < 0.05
+    assert info["tokens_written"] > 100 * 300 and 0 <= info["unk_rate"] < 0.05
     assert info["skipped_inputs"] == []
     for name in ("input_ids", "input_mask", "segment_ids"):
         feature = records[0].features.feature[name]
@@ -122,7 +112,7 @@ def test_cli_workers_write_the_same_bytes(corpus_and_vocab, tmp_path):
     assert result.returncode == 0, result.stderr
     assert _shard_bytes(tmp_path / "two") == _shard_bytes(tmp_path / "one")
     cli_info = json.loads((tmp_path / "two" / "dataset_info.json").read_text())
-    for key in ("num_examples", "examples_per_shard", "tokens", "documents"):
+    for key in ("num_examples", "examples_per_shard", "tokens_written", "tokens_read", "documents"):
         assert cli_info[key] == info[key]
 
 
@@ -132,7 +122,7 @@ def test_across_documents_mode_pads_less(corpus_and_vocab, tmp_path):
     across = _build([corpus], vocab, tmp_path / "x", across=True)
     assert across["pack_across_documents"] is True
     assert across["padding_fraction"] < min(default["padding_fraction"], 0.05)
-    assert across["tokens"] > default["tokens"]  # nothing cut at line ends
+    assert across["tokens_written"] > default["tokens_written"]  # nothing cut at line ends
 
 
 def test_missing_input_is_one_line_error(corpus_and_vocab, tmp_path):
@@ -216,7 +206,7 @@ def test_messy_inputs_are_repaired_skipped_and_counted(
     assert info["documents"] == 20
     assert info["repaired"]["invalid_utf8_bytes_replaced"] == 2
     assert info["dropped"]["empty_documents"] == 2
-    assert info["dropped"]["bad_jsonl_records"] == 1
+    assert info["dropped"]["bad_records"] == 1
     assert info["skipped_inputs"] == [
         {"path": str(src / "binary.bin"), "reason": "binary (contains NUL bytes)"}]
     assert len(info["input_files"]) == 3
@@ -243,8 +233,12 @@ def test_enormous_line_costs_bounded_memory(tmp_path, corpus_and_vocab):
         assert peak < 24 * 2**20, peak
         assert stats.long_lines_cut == 1
         assert lines > 100 if keep_tail else lines == 3
-    info = _build([path], vocab, tmp_path / "out")
+    # The original rule reads only the line's first piece; the default splits all of it.
+    info = _build([path], vocab, tmp_path / "never", splitting="never")
     assert info["documents"] == 3 and info["repaired"]["long_lines_cut"] == 1
+    info = _build([path], vocab, tmp_path / "auto")
+    assert info["repaired"]["long_lines_cut"] == 1 and info["repaired"]["long_documents_split"] >= 5
+    assert info["tokens_dropped"]["long_line_tails"] == 0 and info["documents"] > 3
 
 
 def test_interrupted_build_leaves_no_finished_looking_shard(

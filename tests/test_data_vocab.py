@@ -1,11 +1,12 @@
 """build_vocab CLI, and a BERT-layout vocab.txt working like a learned one."""
 
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from test_data_helpers import quick_vocab, run_cli, write_demo_slice
 
-from data_prep import block_processing, input_files
+from data_prep import block_processing, build_vocab, input_files
 from data_prep import build_pretraining_dataset as builder
 from electra_tf.text.vocab import Vocab
 from electra_tf.utils.errors import UserError
@@ -101,3 +102,34 @@ def test_vocab_without_word_pieces_is_refused_in_one_line(tmp_path):
     assert result.returncode != 0
     assert "only special tokens" in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_sample_lines_is_a_seeded_uniform_sample_within_the_budget():
+    lines = [f"{i} " + "x" * (i % 97) for i in range(20000)]
+    sample = build_vocab.sample_lines(iter(lines), 100_000, seed=1)
+    size = sum(len(line.encode()) for line in sample)
+    assert 99_000 < size <= 100_000
+    assert sample == build_vocab.sample_lines(lines, 100_000, seed=1)
+    assert sample != build_vocab.sample_lines(lines, 100_000, seed=2)
+    positions = [int(line.split()[0]) for line in sample]
+    assert positions == sorted(positions)  # input order
+    # From the whole input, not its start: each quarter holds about a quarter of the sample.
+    quarters = np.bincount(np.array(positions) * 4 // len(lines), minlength=4)
+    assert quarters.min() > 0.2 * len(sample)
+    assert sum(len(line.encode()) for line in lines) < 2_000_000
+    assert build_vocab.sample_lines(lines, 10**9, seed=1) == lines  # a budget over the input keeps it all
+
+
+def test_build_vocab_cli_learns_from_a_sample(tmp_path):
+    corpus = write_demo_slice(tmp_path / "corpus.txt", 200)
+    out = tmp_path / "vocab.txt"
+    result = run_cli("data_prep.build_vocab", "--input", corpus, "--vocab_size", 300, "--output", out,
+                     "--sample_bytes", 30000, "--seed", 7)
+    assert result.returncode == 0, result.stderr
+    files = input_files.resolve_inputs([corpus]).usable
+    lines = build_vocab.sample_lines(build_vocab.read_lines(files, "text"), 30000, 7)
+    assert out.read_text(encoding="utf-8").splitlines() == build_vocab.learn_vocabulary(lines, 300, True)
+    assert f"({len(lines)} lines" in result.stdout
+    result = run_cli("data_prep.build_vocab", "--input", corpus, "--output", tmp_path / "v2.txt",
+                     "--sample_bytes", 30000, "--max_lines", 10)
+    assert result.returncode != 0 and "--sample_bytes" in result.stderr.strip().splitlines()[-1]

@@ -15,7 +15,7 @@ import tensorflow as tf
 import electra_tf
 
 # The command-line entry points define absl flags on import; their behaviour is tested through the CLI.
-ENTRY_POINTS = {"run_pretraining", "export", "convert_checkpoint", "demo"}
+ENTRY_POINTS = {"run_pretraining", "run_finetuning", "export", "convert_checkpoint", "demo"}
 MODULES = sorted(m.name for m in pkgutil.walk_packages(electra_tf.__path__, "electra_tf.")
                  if m.name.rsplit(".", 1)[-1] not in ENTRY_POINTS)
 

@@ -16,6 +16,7 @@ from electra_tf import (
     ElectraEncoder,
     ElectraGenerator,
     ElectraPretrainer,
+    GdesEmbeddings,
     GeneratorHead,
     create_optimizer,
 )
@@ -70,8 +71,25 @@ def test_pretrainer_round_trips_with_its_optimizer(tmp_path):
     assert loaded.generator.encoder.embeddings is loaded.discriminator.encoder.embeddings
 
 
+@pytest.mark.parametrize("changes", [dict(objective="replace_mlm"), dict(objective="all_tokens_mlm"),
+                                     dict(embedding_sharing="gdes"), dict(embedding_sharing="untied"),
+                                     dict(final_temperature=0.5)])
+def test_every_objective_and_sharing_round_trips(changes, tmp_path):
+    model = ElectraPretrainer(TINY.replace(**changes), num_train_steps=10)
+    model.compile(optimizer=create_optimizer())
+    model.train_step(_batch(8))
+    before = model(_batch(), training=False, step=3)
+    loaded = _round_trip(model, tmp_path)
+    assert loaded.num_train_steps == 10
+    after = loaded(_batch(), training=False, step=3)
+    for key, value in before.items():
+        np.testing.assert_array_equal(after[key], value, err_msg=key)
+
+
 @pytest.mark.parametrize("make", [
     lambda: ElectraEmbeddings(TINY),
+    lambda: GdesEmbeddings(TINY, ElectraEmbeddings(TINY)),
+    lambda: ElectraEmbeddings(TINY, "generator"),
     lambda: DiscriminatorHead(TINY),
     lambda: ElectraEncoder(TINY, "generator", ElectraEmbeddings(TINY)),
     lambda: GeneratorHead(TINY, ElectraEmbeddings(TINY).word_embeddings),

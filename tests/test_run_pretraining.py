@@ -5,7 +5,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops the exported serve_text uses)
-from conftest import CLI_ENV, ROOT
+from conftest import CLI_ENV, ROOT, checkpoint_steps, error_lines, summary_steps
+from conftest import pretraining_flags as _flags
 from conftest import run_module as _run
 
 from electra_tf.demo import SWAPPED
@@ -30,37 +30,12 @@ def data_dir(pretraining_data):
     return pretraining_data
 
 
-def _flags(data_dir, model_dir, steps, *extra):
-    return [f"--data_dir={data_dir}", f"--model_dir={model_dir}", "--model_size=tiny", "--max_seq_length=64",
-            "--train_batch_size=8", f"--num_train_steps={steps}", "--num_warmup_steps=5", "--learning_rate=1e-3",
-            "--steps_per_loop=5", "--save_checkpoints_steps=10", "--log_every_steps=5",
-            "--example_every_steps=10", *extra]
-
-
-def _error_lines(stderr):
-    # TF's C++ start-up messages reach stderr whatever the log level; ours start with "error:".
-    return [line for line in stderr.splitlines() if line.startswith(("error:", "FATAL", "ERROR"))]
-
-
-def _checkpoint_steps(model_dir):
-    return sorted(int(p.rsplit("-", 1)[1].split(".")[0]) for p in glob.glob(f"{model_dir}/checkpoints/ckpt-*.index"))
-
-
-def _summaries(model_dir):
-    tags = {}
-    for path in glob.glob(f"{model_dir}/train/events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                tags.setdefault(value.tag, []).append(event.step)
-    return tags
-
-
 def test_train_resume_summaries_and_export(data_dir, tmp_path):
     model_dir = tmp_path / "run"
     first = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 20, "--noexport_at_end"))
     assert "trained to step 20" in first.stdout
-    assert _checkpoint_steps(model_dir) == [10, 20]
-    tags = _summaries(model_dir)
+    assert checkpoint_steps(model_dir) == [10, 20]
+    tags = summary_steps(model_dir)
     assert SCALARS <= set(tags), SCALARS - set(tags)
     assert "examples/replaced_token_detection" in tags
     assert set(tags) - SCALARS == {"examples/replaced_token_detection"}  # every tag is in a group
@@ -69,8 +44,8 @@ def test_train_resume_summaries_and_export(data_dir, tmp_path):
     second = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 30))
     assert "resuming from" in second.stdout and "at step 20" in second.stdout
     assert re.search(r"^30/30 steps", second.stdout, re.M) and not re.search(r"^5/30 steps", second.stdout, re.M)
-    assert _checkpoint_steps(model_dir) == [10, 20, 30]
-    assert min(s for s in _summaries(model_dir)["loss/total"] if s > 20) == 25
+    assert checkpoint_steps(model_dir) == [10, 20, 30]
+    assert min(s for s in summary_steps(model_dir)["loss/total"] if s > 20) == 25
 
     export_dir = model_dir / "export" / "discriminator"
     assert {"saved_model.pb", "vocab.txt", "electra_config.json"} <= set(os.listdir(export_dir))
@@ -124,28 +99,6 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
     assert missing.returncode != 0 and "run_config.json" in missing.stderr
 
 
-def test_sigterm_writes_a_checkpoint_that_resumes(data_dir, tmp_path):
-    model_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "electra_tf.run_pretraining",
-                                *_flags(data_dir, model_dir, 100000, "--save_checkpoints_steps=100000")],
-                               env=CLI_ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not os.path.exists(model_dir / "train"):
-            time.sleep(0.5)
-        time.sleep(8)  # let it train a few loops
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    assert process.returncode == 0, stderr[-2000:]
-    assert "stopped by SIGTERM" in stdout
-    steps = _checkpoint_steps(model_dir)
-    assert len(steps) == 1 and steps[0] > 0
-    resumed = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, steps[0] + 5, "--noexport_at_end"))
-    assert f"at step {steps[0]}" in resumed.stdout
-
-
 def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_dir, tmp_path):
     model_dir = tmp_path / "run"
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "nan_run.py"), "15",
@@ -153,8 +106,8 @@ def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_di
                             timeout=300)
     assert result.returncode == 3
     assert "non-finite loss at step" in result.stderr and "ckpt-10" in result.stderr
-    assert len(_error_lines(result.stderr)) == 1
-    assert _checkpoint_steps(model_dir) == [10]
+    assert len(error_lines(result.stderr)) == 1
+    assert checkpoint_steps(model_dir) == [10]
     reader = tf.train.load_checkpoint(str(model_dir / "checkpoints" / "ckpt-10"))
     for name in reader.get_variable_to_shape_map():
         value = reader.get_tensor(name)
@@ -175,9 +128,9 @@ def test_corrupt_shard_stops_with_the_file_named(data_dir, tmp_path):
                   *_flags(str(corrupt_dir), model_dir, 200, "--save_checkpoints_steps=5", "--shuffle_buffer=8"),
                   check=False)
     assert result.returncode == 1
-    errors = _error_lines(result.stderr)
+    errors = error_lines(result.stderr)
     assert len(errors) == 1 and "corrupt or truncated TFRecord file" in errors[0] and shard in errors[0], errors
-    assert _checkpoint_steps(model_dir)  # what was trained before is kept
+    assert checkpoint_steps(model_dir)  # what was trained before is kept
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -193,7 +146,7 @@ def test_bad_flags_fail_fast_with_one_line(data_dir, tmp_path, extra, message):
     result = _run("electra_tf.run_pretraining", *_flags(data_dir, tmp_path / "run", 10), *extra, check=False)
     assert result.returncode != 0
     assert message in result.stderr
-    assert len(_error_lines(result.stderr)) == 1, result.stderr[-1500:]
+    assert len(error_lines(result.stderr)) == 1, result.stderr[-1500:]
     assert not glob.glob(str(tmp_path / "run" / "checkpoints" / "*"))
     assert time.time() - started < 60
 
@@ -205,4 +158,4 @@ def test_missing_data_dir_and_resume_with_another_model_are_refused(data_dir, tm
     _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 5, "--noexport_at_end"))
     result = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 10, "--hidden_size=128"), check=False)
     assert result.returncode == 2 and "another model config" in result.stderr
-    assert _checkpoint_steps(model_dir) == [5]
+    assert checkpoint_steps(model_dir) == [5]

@@ -56,11 +56,13 @@ def test_sampler_draws_from_the_softmax(sampler, temperature):
 def test_samplers_are_keyed_and_chosen_by_the_config():
     logits = tf.constant(np.tile(_logits(), (8, 3, 1)))
     config = ElectraConfig.for_size("tiny", vocab_size=300, sampler="inverse_cdf")
-    first = sample(logits, config, 4, tf.range(8)).numpy()
+    first = sample(logits, config, 1.0, 4, tf.range(8)).numpy()
     np.testing.assert_array_equal(first, inverse_cdf_sample(logits, 1.0, config.seed, 4, tf.range(8)))
-    np.testing.assert_array_equal(sample(logits[4:], config, 4, tf.range(4, 8)).numpy(), first[4:])
-    assert (sample(logits, config, 5, tf.range(8)).numpy() != first).any()
-    gumbel = sample(logits, config.replace(sampler="gumbel"), 4, tf.range(8)).numpy()
+    np.testing.assert_array_equal(sample(logits[4:], config, 1.0, 4, tf.range(4, 8)).numpy(), first[4:])
+    assert (sample(logits, config, 1.0, 5, tf.range(8)).numpy() != first).any()
+    # disallow_correct: the given ids are not drawn.
+    assert not (sample(logits, config, 1.0, 4, tf.range(8), disallow_ids=tf.constant(first)).numpy() == first).any()
+    gumbel = sample(logits, config.replace(sampler="gumbel"), 1.0, 4, tf.range(8)).numpy()
     np.testing.assert_array_equal(gumbel, gumbel_sample(logits, 1.0, config.seed, 4, tf.range(8)))
     with pytest.raises(ValueError, match="sampler"):
         config.replace(sampler="top_k")

@@ -28,15 +28,24 @@ MODEL_FLAGS = "model.flags"
 
 @dataclasses.dataclass
 class Imported:
-    """What a reader found: ElectraConfig fields, generator widths, tensors by original name, remarks."""
+    """What a reader found: ElectraConfig fields, generator sizes, tensors by original name, remarks.
+
+    Creating one decides how the generator's embeddings are held
+    (`original_layout.share_generator_embeddings`): `sharing` and `remark`.
+    """
 
     source: str
     fields: dict
-    generator: tuple  # (hidden, heads, intermediate), or None when no generator was given
+    generator: tuple  # (hidden, heads, intermediate, layers), or None when no generator was given
     tensors: dict
     vocab_file: str
     lowercase: bool
     notes: list
+    sharing: str = dataclasses.field(init=False)
+    remark: str = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        self.sharing, self.remark = original_layout.share_generator_embeddings(self.tensors)
 
 
 def _vocab_beside(directory, flag):
@@ -81,18 +90,21 @@ def make_config(imported, max_seq_length=None, generator_hidden_size=None):
                         "trained with (--vocab_file)")
     size = _SIZE_BY_HIDDEN.get(fields["hidden_size"], "small")
     defaults = ElectraConfig.for_size(size)
+    generator_layers = 1.0
     if imported.generator:
         generator_hidden_size = imported.generator[0] / fields["hidden_size"]
+        generator_layers = imported.generator[3] / fields["num_layers"]
     overrides = dict(
         fields, generator_hidden_size=generator_hidden_size or defaults.generator_hidden_size,
+        generator_layers=generator_layers, embedding_sharing=imported.sharing,
         max_seq_length=max_seq_length or min(defaults.max_seq_length, fields["max_position_embeddings"]),
         **vocab.special_token_ids())
     try:
         config = ElectraConfig.for_size(size, **overrides)
     except ValueError as e:
         raise UserError(f"the checkpoint does not make a valid model: {e}") from None
-    if imported.generator and tuple(config.generator_dims) != tuple(imported.generator):
-        raise UserError(f"the generator's (hidden, heads, intermediate) {tuple(imported.generator)} is not the "
+    if imported.generator and tuple(config.generator_dims) != tuple(imported.generator[:3]):
+        raise UserError(f"the generator's (hidden, heads, intermediate) {tuple(imported.generator[:3])} is not the "
                         f"discriminator's {config.discriminator_dims} scaled by one fraction (that would give "
                         f"{config.generator_dims}); electra-tf sizes its generator that way")
     return config
@@ -104,8 +116,8 @@ def build_pretrainer(imported, config):
     Without a generator the generator keeps its seeded random
     initialisation: pre-training trains it, fine-tuning never reads it.
     """
-    tensors = dict(imported.tensors)
-    shared = original_layout.share_generator_embeddings(tensors)
+    tensors = imported.tensors
+    shared = imported.remark
     original_layout.check_tensors(tensors, original_layout.pretrainer_shapes(config, bool(imported.generator)),
                                   imported.source)
     from electra_tf.pretraining.pretrainer import ElectraPretrainer

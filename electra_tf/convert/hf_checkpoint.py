@@ -38,10 +38,10 @@ _FIELDS = {"vocab_size": "vocab_size", "embedding_size": "embedding_size", "hidd
            "type_vocab_size": "type_vocab_size", "hidden_dropout_prob": "hidden_dropout_prob",
            "attention_probs_dropout_prob": "attention_probs_dropout_prob", "initializer_range": "initializer_range",
            "layer_norm_eps": "layer_norm_epsilon"}
-# What differs between the towers; everything else in _SHARED must agree.
+# What differs between the towers; everything else in _SHARED must agree. The embedding sizes may differ too
+# (untied generator embeddings are as wide as its hidden states; original_layout.share_generator_embeddings).
 _TOWER_WIDTHS = ("hidden_size", "num_attention_heads", "intermediate_size")
-_SHARED = ("vocab_size", "embedding_size", "num_hidden_layers", "max_position_embeddings", "type_vocab_size",
-           "layer_norm_eps")
+_SHARED = ("vocab_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps")
 
 
 def hf_key(name):
@@ -156,7 +156,7 @@ def read_tower(directory, tower, flag):
 
 
 def architecture(discriminator_config, generator_config=None):
-    """(ElectraConfig fields, generator (hidden, heads, intermediate) or None) from the HF configs.
+    """(ElectraConfig fields, generator (hidden, heads, intermediate, layers) or None) from the HF configs.
 
     Raises if the two towers cannot be one ElectraPretrainer (they must
     agree on everything but their widths).
@@ -169,7 +169,7 @@ def architecture(discriminator_config, generator_config=None):
             raise UserError(f"the generator's {key} is {generator_config[key]} but the discriminator's is "
                             f"{discriminator_config[key]}; an ELECTRA pair shares it: give the generator trained "
                             "with this discriminator")
-    return fields, tuple(generator_config[key] for key in _TOWER_WIDTHS)
+    return fields, tuple(generator_config[key] for key in _TOWER_WIDTHS + ("num_hidden_layers",))
 
 
 # ---------------------------------------------------------------- writing
@@ -180,16 +180,22 @@ def hf_config(config, tower):
     widths = config.tower_dims(tower)
     return {
         **{key: getattr(config, ours) for key, ours in _FIELDS.items()}, **dict(zip(_TOWER_WIDTHS, widths)),
+        "embedding_size": config.tower_embedding_size(tower), "num_hidden_layers": config.tower_layers(tower),
         "architectures": [ARCHITECTURES[tower]], "model_type": "electra", "hidden_act": "gelu",
         "pad_token_id": config.pad_id, "tie_word_embeddings": True, "dtype": "float32",
     }
 
 
 def tower_tensors(tensors, config, tower):
-    """`{transformers key: array}` of one tower, from a pretrainer's tensors (embeddings shared)."""
+    """`{transformers key: array}` of one tower, from a pretrainer's tensors.
+
+    The generator reads `generator/embeddings/*` when the pretrainer has them
+    (untied or GDES), else the shared `electra/embeddings/*`.
+    """
     out = {}
     for name in tower_shapes(tower, layout.TowerDims.of(config, tower)):
-        source = name.replace(f"{layout.GENERATOR_SCOPE}/embeddings/", f"{layout.DISCRIMINATOR_SCOPE}/embeddings/")
+        source = name if name in tensors else name.replace(f"{layout.GENERATOR_SCOPE}/embeddings/",
+                                                           f"{layout.DISCRIMINATOR_SCOPE}/embeddings/")
         value = tensors[source]
         out[hf_key(name)] = np.ascontiguousarray(value.T if _is_kernel(name) else value)
     return out

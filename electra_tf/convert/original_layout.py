@@ -46,8 +46,8 @@ class TowerDims:
     def of(cls, config, tower):
         """The dims of `config`'s "discriminator" or "generator" tower."""
         hidden, _, intermediate = config.tower_dims(tower)
-        return cls(config.vocab_size, config.embedding_size, config.max_position_embeddings,
-                   config.type_vocab_size, config.num_layers, hidden, intermediate)
+        return cls(config.vocab_size, config.tower_embedding_size(tower), config.max_position_embeddings,
+                   config.type_vocab_size, config.tower_layers(tower), hidden, intermediate)
 
 
 def embedding_shapes(scope, dims):
@@ -100,12 +100,18 @@ def generator_head_shapes(dims):
 
 
 def pretrainer_shapes(config, with_generator=True):
-    """Every tensor of an ElectraPretrainer for `config`, by original name (embeddings shared)."""
+    """Every tensor of an ElectraPretrainer for `config`, by original name.
+
+    The generator's embeddings appear under `generator/embeddings/` only when
+    they are not the discriminator's (`config.sharing` other than "tied").
+    """
     disc = TowerDims.of(config, "discriminator")
     shapes = {**embedding_shapes(DISCRIMINATOR_SCOPE, disc), **encoder_shapes(DISCRIMINATOR_SCOPE, disc),
               **discriminator_head_shapes(disc)}
     if with_generator:
         gen = TowerDims.of(config, "generator")
+        if config.sharing != "tied":
+            shapes.update(embedding_shapes(GENERATOR_SCOPE, gen))
         shapes.update({**encoder_shapes(GENERATOR_SCOPE, gen), **generator_head_shapes(gen)})
     return shapes
 
@@ -129,30 +135,38 @@ def check_tensors(tensors, expected, source):
 
 
 def share_generator_embeddings(tensors):
-    """Folds untied generator embeddings (`generator/embeddings/*`) into the shared set; returns what it did.
+    """Decides how the generator's embeddings (`generator/embeddings/*`) relate to the discriminator's.
 
-    electra-tf has one embedding table for both towers, as the original
-    has by default. When the generator came with its own copy, it is
-    dropped if equal to the discriminator's; if different, the
-    discriminator's is kept (it is the model that is fine-tuned) and the
-    returned sentence says so.
+    Returns ("tied" or "untied", a sentence saying what was done). Equal
+    copies are folded into the one shared set ("tied"). A generator without
+    an `embeddings_project` whose tables differ is the original's
+    `untied_generator_embeddings` layout (tables as wide as its hidden
+    states): both sets are kept ("untied"). Different copies of the same
+    width, each tower projecting them, have no electra-tf layout that keeps
+    both; the discriminator's are kept (it is the model that is fine-tuned)
+    and the sentence says so.
     """
-    own = {name: tensors.pop(f"{GENERATOR_SCOPE}/embeddings/{name}") for name in EMBEDDING_NAMES
-           if f"{GENERATOR_SCOPE}/embeddings/{name}" in tensors}
+    prefix = f"{GENERATOR_SCOPE}/embeddings/"
+    own = {name: tensors[prefix + name] for name in EMBEDDING_NAMES if prefix + name in tensors}
     if not own:
-        return "generator and discriminator share one set of embeddings"
+        return "tied", "generator and discriminator share one set of embeddings"
+    kept = {name: tensors[f"{DISCRIMINATOR_SCOPE}/embeddings/{name}"] for name in own}
+    if all(value.shape == kept[name].shape and np.array_equal(value, kept[name]) for name, value in own.items()):
+        for name in own:
+            del tensors[prefix + name]
+        return "tied", ("the generator's embeddings equal the discriminator's (tied, as in the released models): "
+                        "one shared set kept")
+    if f"{GENERATOR_SCOPE}/embeddings_project/kernel" not in tensors:
+        return "untied", ("the generator has embeddings of its own, as wide as its hidden states (the original's "
+                          "untied_generator_embeddings): both sets kept, embedding_sharing=untied")
     differences = {}
     for name, value in own.items():
-        kept = tensors[f"{DISCRIMINATOR_SCOPE}/embeddings/{name}"]
-        if value.shape != kept.shape:
-            raise UserError(f"the generator's {name} is {value.shape} but the discriminator's is {kept.shape}; "
-                            "electra-tf shares one embedding table between the towers, so these cannot be "
-                            "converted")
-        if not np.array_equal(value, kept):
-            differences[name] = float(np.max(np.abs(value - kept)))
-    if not differences:
-        return ("the generator's embeddings equal the discriminator's (tied, as in the released models): one shared "
-                "set kept")
-    listed = ", ".join(f"{name} (max |difference| {diff:.3g})" for name, diff in differences.items())
-    return (f"the generator's embeddings differ from the discriminator's in {listed}; electra-tf shares one set: "
-            "kept the discriminator's, the generator's were dropped")
+        if value.shape != kept[name].shape:
+            raise UserError(f"the generator's {name} is {value.shape} but the discriminator's is "
+                            f"{kept[name].shape}, and the generator projects them; electra-tf cannot hold that pair")
+        differences[name] = float(np.max(np.abs(value - kept[name])))
+        del tensors[prefix + name]
+    listed = ", ".join(f"{name} (max |difference| {diff:.3g})" for name, diff in differences.items() if diff)
+    return "tied", (f"the generator's embeddings differ from the discriminator's in {listed}; electra-tf shares "
+                    "one set between towers that both project their embeddings: kept the discriminator's, the "
+                    "generator's were dropped")

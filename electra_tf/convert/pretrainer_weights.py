@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from electra_tf.convert.original_layout import DISCRIMINATOR_SCOPE, GENERATOR_SCOPE
+from electra_tf.convert.original_layout import DISCRIMINATOR_SCOPE, EMBEDDING_NAMES, GENERATOR_SCOPE
 
 
 def _dense(name, layer):
@@ -14,13 +14,15 @@ def _norm(name, layer):
 
 
 def embedding_variables(embeddings, scope=DISCRIMINATOR_SCOPE):
-    """(original name, variable) for an ElectraEmbeddings, or keras-hub's equivalent layers."""
-    prefix = f"{scope}/embeddings"
+    """(original name, variable) for keras-hub's word, position, segment and LayerNorm layers."""
     word, position, segment, norm = embeddings
-    return [(f"{prefix}/word_embeddings", word.embeddings),
-            (f"{prefix}/position_embeddings", position.position_embeddings),
-            (f"{prefix}/token_type_embeddings", segment.embeddings),
-            *_norm(f"{prefix}/LayerNorm", norm)]
+    return embedding_tables([word.embeddings, position.position_embeddings, segment.embeddings, norm.gamma,
+                             norm.beta], scope)
+
+
+def embedding_tables(tables, scope=DISCRIMINATOR_SCOPE):
+    """(original name, value) for `ElectraEmbeddings.tables()` (GDES's are folded tensors, not variables)."""
+    return list(zip([f"{scope}/embeddings/{name}" for name in EMBEDDING_NAMES], tables, strict=True))
 
 
 def block_variables(prefix, block):
@@ -44,12 +46,17 @@ def encoder_variables(scope, projection, blocks):
 
 
 def pretrainer_variables(pretrainer):
-    """Every variable of an ELECTRA-objective pretrainer with its original name."""
-    shared = pretrainer.embeddings
+    """Every variable of a pretrainer with a discriminator and a generator, with its original name.
+
+    The discriminator's embeddings are what it reads: with GDES, the folded
+    tensors (which cannot be assigned). The generator's appear under
+    `generator/embeddings/` when they are not the discriminator's.
+    """
     disc, gen = pretrainer.discriminator, pretrainer.generator
+    own = [] if gen.embeddings is disc.embeddings else embedding_tables(gen.embeddings.tables(), GENERATOR_SCOPE)
     return [
-        *embedding_variables((shared.word_embeddings, shared.position_embeddings, shared.segment_embeddings,
-                              shared.layer_norm)),
+        *embedding_tables(disc.embeddings.tables()),
+        *own,
         *encoder_variables(DISCRIMINATOR_SCOPE, disc.encoder.projection, disc.encoder.blocks),
         *_dense("discriminator_predictions/dense", disc.head.dense),
         *_dense("discriminator_predictions/dense_1", disc.head.dense_prediction),

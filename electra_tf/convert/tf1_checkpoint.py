@@ -46,7 +46,8 @@ def _layer_count(names, scope):
 
 
 def read(path, num_heads=None):
-    """(ElectraConfig fields, generator (hidden, heads, intermediate) or None, tensors, notes) of a checkpoint."""
+    """(ElectraConfig fields, generator (hidden, heads, intermediate, layers) or None, tensors, notes) of a
+    checkpoint."""
     import tensorflow as tf
 
     prefix = checkpoint_prefix(path)
@@ -84,12 +85,9 @@ def read(path, num_heads=None):
     gen_query = f"{layout.GENERATOR_SCOPE}/encoder/layer_0/attention/self/query/kernel"
     if gen_query in shapes:
         gen_hidden = shapes[gen_query][1]
-        gen_layers = _layer_count(model, layout.GENERATOR_SCOPE)
-        if gen_layers != fields["num_layers"]:
-            raise UserError(f"{prefix}: the generator has {gen_layers} layers and the discriminator "
-                            f"{fields['num_layers']}; electra-tf needs equal depths (generator_layers=1.0)")
         generator = (gen_hidden, max(1, gen_hidden // 64),
-                     shape(f"{layout.GENERATOR_SCOPE}/encoder/layer_0/intermediate/dense/kernel")[1])
+                     shape(f"{layout.GENERATOR_SCOPE}/encoder/layer_0/intermediate/dense/kernel")[1],
+                     _layer_count(model, layout.GENERATOR_SCOPE))
     ignored = len(shapes) - len(model) - ("global_step" in shapes)
     if ignored:
         notes.append(f"ignored {ignored} variables outside the pre-training model (e.g. "

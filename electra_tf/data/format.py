@@ -35,13 +35,22 @@ def _ratio(numerator, denominator):
 
 
 def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_stats,
-                              inputs, skipped_inputs, elapsed_seconds):
-    """Returns the JSON-ready summary of one build."""
+                       inputs, skipped_inputs, elapsed_seconds, runner="local"):
+    """Returns the JSON-ready summary of one build.
+
+    Every token read is written or dropped, by cause: `long_line_tails` (a
+    line's tokens past max_seq_length - 2, which the original recipe never
+    places) and `crossing_example_end` (the part of a sentence that crosses
+    the end of an example, which the recipe cuts off).
+    """
+    # The reader leaves out the far parts of lines of over 256K characters in the original mode, but counts them.
+    long_line_tails = stats["dropped_long_line_tails"] + read_stats.long_line_tail_tokens
+    tokens_read = stats["tokens_read"] + read_stats.long_line_tail_tokens
     return {
         "format": "electra pretraining tfrecords (int64 input_ids, "
                   "input_mask, segment_ids)",
         "max_seq_length": config.max_seq_length,
-        "vocab_file": os.path.abspath(vocab.path),
+        "vocab_file": vocab.path if "://" in vocab.path else os.path.abspath(vocab.path),
         "vocab_size": len(vocab),
         "vocab_sha256": vocab.sha256,
         "lowercase": config.lowercase,
@@ -50,12 +59,23 @@ def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_
         "num_examples": sum(shard_counts),
         "shards": shard_names,
         "examples_per_shard": shard_counts,
+        "sentence_splitting": {
+            "mode": config.sentence_splitting,
+            "language": config.sentence_language,
+            "lines_split": stats["lines_split"],
+            "sentences_cut": stats["sentences_cut"],
+        },
         "documents": stats["documents"],
-        "tokens": stats["tokens"],
-        "tokens_tokenized": stats["tokens_tokenized"],
+        "tokens_read": tokens_read,
+        "tokens_written": stats["tokens_written"],
+        "written_fraction": _ratio(stats["tokens_written"], tokens_read),
+        "tokens_dropped": {
+            "long_line_tails": long_line_tails,
+            "crossing_example_end": stats["dropped_crossing_example_end"],
+        },
         "padding_fraction": _ratio(stats["positions"] - stats["real_positions"],
                                    stats["positions"]),
-        "unk_rate": _ratio(stats["unk_tokens"], stats["tokens"]),
+        "unk_rate": _ratio(stats["unk_tokens"], stats["tokens_written"]),
         "single_segment_examples": stats["single_segment_examples"],
         "input_files": [f.path for f in inputs],
         "input_bytes": read_stats.text_bytes,
@@ -63,20 +83,30 @@ def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_
         "dropped": {
             "empty_documents": stats["empty_documents"] +
                                read_stats.empty_documents,
-            "bad_jsonl_records": read_stats.bad_jsonl_records,
+            "bad_records": read_stats.bad_records,
+            "unreadable_file_ends": read_stats.unreadable_ends,
         },
         "repaired": {
             "invalid_utf8_bytes_replaced": read_stats.invalid_utf8_replaced,
             "long_lines_cut": read_stats.long_lines_cut,
             "long_documents_split": read_stats.long_documents_split,
         },
+        "runner": runner,
         "elapsed_seconds": round(elapsed_seconds, 3),
     }
 
 
 def write_dataset_info(output_dir, info):
-    """Writes `info` as `output_dir/dataset_info.json`, atomically."""
-    write_text_atomically(os.path.join(output_dir, DATASET_INFO_FILE), json.dumps(info, indent=2) + "\n")
+    """Writes `info` as `output_dir/dataset_info.json`: atomically on a local disk; gs:// and the like through TF."""
+    path = os.path.join(output_dir, DATASET_INFO_FILE)
+    text = json.dumps(info, indent=2) + "\n"
+    if "://" in path:  # an object store writes an object whole or not at all
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "w") as f:
+            f.write(text)
+        return
+    write_text_atomically(path, text)
 
 
 def read_dataset_info(data_dir):

@@ -3,7 +3,10 @@
 import dataclasses
 import json
 
-OBJECTIVES = ("electra", "mlm")
+# What each does: electra_tf/pretraining/objectives/ and BUILD.md, "Objectives".
+OBJECTIVES = ("electra", "mlm", "electra_15", "replace_mlm", "all_tokens_mlm")
+# How the generator's embeddings relate to the discriminator's (the main model's).
+EMBEDDING_SHARING = ("tied", "untied", "gdes")
 SAMPLERS = ("gumbel", "inverse_cdf")
 
 # Paper values (Clark et al. 2020, Table 6 and configure_pretraining.py).
@@ -39,9 +42,9 @@ class ElectraConfig:
     """Hyperparameters of both towers and of the pre-training objective.
 
     The discriminator has `hidden_size`, `num_heads` and `intermediate_size`;
-    the generator has the same depth and those three times
-    `generator_hidden_size` (a fraction, as in the original's
-    `generator_hidden_size`). Special token ids default to the standard BERT
+    the generator has those three times `generator_hidden_size` and the
+    depth times `generator_layers` (fractions, as the original's
+    `generator_hidden_size` and `generator_layers`). Special token ids default to the standard BERT
     uncased `vocab.txt`; `special_token_ids(path)` reads them from any
     vocabulary, and that is what the runners pass in.
 
@@ -49,15 +52,26 @@ class ElectraConfig:
         vocab_size, embedding_size, hidden_size, num_layers, num_heads, intermediate_size:
             the discriminator's shape (the embeddings are shared).
         generator_hidden_size: the generator's width as a fraction of the discriminator's.
+        generator_layers: the generator's depth as a fraction of the discriminator's (1.0).
         max_position_embeddings, type_vocab_size: rows of the position and segment tables.
         hidden_dropout_prob, attention_probs_dropout_prob: dropout rates (0.1 in the paper).
         initializer_range, layer_norm_epsilon: BERT's 0.02 and 1e-12.
         max_seq_length, mask_prob, mask_token_prob: masking: the share of tokens predicted
             and, of those, the share shown as [MASK] (the rest keep their token).
-        gen_weight, disc_weight, temperature: the loss weights (1 and 50) and the sampling temperature.
+        gen_weight, disc_weight: the loss weights of the generator's MLM (1) and of replaced-token
+            detection (50).
+        temperature, final_temperature: the generator's sampling temperature; with `final_temperature`
+            above 0 it moves linearly from `temperature` at step 0 to `final_temperature` at the
+            last step (0: constant).
+        disallow_correct: never sample the original token at a masked position (the original's option).
+        embedding_sharing: "tied" (one embedding set for both towers, the original's default),
+            "untied" (the generator has its own, of its hidden width, as the original's
+            `untied_generator_embeddings`) or "gdes" (DeBERTaV3's gradient-disentangled sharing: the
+            discriminator reads stop_gradient(generator's) + a residual that starts at zero).
+        untied_generator_embeddings: the original's name for `embedding_sharing="untied"`.
         sampler: how replacements are drawn from the generator's softmax: "gumbel" (Gumbel-max,
             the original's) or "inverse_cdf" (the same distribution from one uniform per position).
-        objective: "electra", or "mlm" for a BERT-style baseline of the discriminator's size.
+        objective: one of `OBJECTIVES` (see `electra_tf.pretraining.objectives`).
         seed: seeds masking, sampling, initialisation and data order.
         pad_id, unk_id, cls_id, sep_id, mask_id: the vocabulary's special tokens.
 
@@ -68,6 +82,8 @@ class ElectraConfig:
     (64, 1, 256)
     >>> ElectraConfig.for_size("tiny", vocab_size=1000).max_predictions_per_seq  # int(0.155 * 32)
     4
+    >>> ElectraConfig.for_size("small", generator_layers=0.5).tower_layers("generator")
+    6
     """
 
     vocab_size: int = 30522
@@ -77,6 +93,7 @@ class ElectraConfig:
     num_heads: int = 4
     intermediate_size: int = 1024
     generator_hidden_size: float = 0.25
+    generator_layers: float = 1.0
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
     hidden_dropout_prob: float = 0.1
@@ -92,6 +109,10 @@ class ElectraConfig:
     disc_weight: float = 50.0
     temperature: float = 1.0
     sampler: str = "gumbel"
+    final_temperature: float = 0.0
+    disallow_correct: bool = False
+    embedding_sharing: str = "tied"
+    untied_generator_embeddings: bool = False
     objective: str = "electra"
     seed: int = 0
     pad_id: int = 0
@@ -111,6 +132,14 @@ class ElectraConfig:
         if not 0.0 < self.generator_hidden_size <= 1.0:
             problems.append(
                 f"generator_hidden_size is a fraction of hidden_size in (0, 1], got {self.generator_hidden_size}")
+        if not 0.0 < self.generator_layers <= 1.0 or round(self.num_layers * self.generator_layers) < 1:
+            problems.append(f"generator_layers is a fraction of num_layers in (0, 1] giving at least one layer, "
+                            f"got {self.generator_layers} of {self.num_layers}")
+        if self.embedding_sharing not in EMBEDDING_SHARING:
+            problems.append(f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {self.embedding_sharing!r}")
+        elif self.untied_generator_embeddings and self.embedding_sharing == "gdes":
+            problems.append("untied_generator_embeddings (embedding_sharing=untied) and embedding_sharing=gdes "
+                            "exclude each other; choose one")
         if self.hidden_size % self.num_heads:
             problems.append(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.max_seq_length > self.max_position_embeddings:
@@ -119,6 +148,8 @@ class ElectraConfig:
                 f"{self.max_position_embeddings}")
         if self.temperature <= 0:
             problems.append(f"temperature must be positive, got {self.temperature}")
+        if self.final_temperature < 0:
+            problems.append(f"final_temperature must be positive (or 0: no schedule), got {self.final_temperature}")
         gen_hidden, gen_heads, _ = self.generator_dims
         if gen_hidden % gen_heads:
             problems.append(f"generator hidden size {gen_hidden} is not divisible by its {gen_heads} heads")
@@ -157,9 +188,25 @@ class ElectraConfig:
 
     def tower_dims(self, tower):
         """(hidden, heads, intermediate) of the "discriminator" or "generator" tower."""
-        if tower not in TOWERS:
-            raise ValueError(f"tower must be one of {TOWERS}, got {tower!r}")
+        _check_tower(tower)
         return self.discriminator_dims if tower == "discriminator" else self.generator_dims
+
+    def tower_layers(self, tower):
+        """Transformer layers of the "discriminator" or "generator" tower."""
+        _check_tower(tower)
+        return self.num_layers if tower == "discriminator" else int(round(self.num_layers * self.generator_layers))
+
+    @property
+    def sharing(self):
+        """The embedding sharing in effect: `embedding_sharing`, or "untied" if `untied_generator_embeddings`."""
+        return "untied" if self.untied_generator_embeddings else self.embedding_sharing
+
+    def tower_embedding_size(self, tower):
+        """Width of the tower's embedding tables: the generator's own are its hidden size when untied."""
+        _check_tower(tower)
+        if tower == "generator" and self.sharing == "untied":
+            return self.generator_dims[0]
+        return self.embedding_size
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -184,6 +231,11 @@ class ElectraConfig:
 
 
 
+def _check_tower(tower):
+    if tower not in TOWERS:
+        raise ValueError(f"tower must be one of {TOWERS}, got {tower!r}")
+
+
 class BuiltFromConfig:
     """`get_config`/`from_config` for Keras layers and models whose only argument is an ElectraConfig."""
 
@@ -201,11 +253,13 @@ FIELD_HELP = {
     "vocab_size": "Vocabulary size; taken from --vocab_file when one is given.",
     "embedding_size": "Width of the shared token/position/segment embeddings.",
     "hidden_size": "Discriminator hidden size.",
-    "num_layers": "Transformer layers in each tower (the generator has the same depth).",
+    "num_layers": "Discriminator Transformer layers (the generator has --generator_layers of them).",
     "num_heads": "Discriminator attention heads.",
     "intermediate_size": "Discriminator feed-forward size.",
     "generator_hidden_size": "Generator size as a fraction of the discriminator's hidden size, heads and "
                              "feed-forward size (1/4 small and large, 1/3 base).",
+    "generator_layers": "Generator depth as a fraction of the discriminator's (the original's generator_layers; "
+                        "1.0).",
     "max_position_embeddings": "Rows of the position embedding table.",
     "type_vocab_size": "Number of segment ids.",
     "hidden_dropout_prob": "Dropout on embeddings and hidden states.",
@@ -217,9 +271,20 @@ FIELD_HELP = {
     "mask_token_prob": "Share of masked positions shown as [MASK]; the rest keep their token.",
     "gen_weight": "Weight of the generator's MLM loss.",
     "disc_weight": "Weight of the discriminator's replaced-token-detection loss.",
-    "temperature": "Temperature of the generator's sampling.",
+    "temperature": "Temperature of the generator's sampling (at step 0 when --final_temperature is set).",
+    "final_temperature": "If above 0, the sampling temperature moves linearly from --temperature at step 0 to this "
+                         "at --num_train_steps (Fast-ELECTRA's decreasing temperature); 0 keeps it constant.",
+    "disallow_correct": "Never sample the original token at a masked position, so every masked token is replaced "
+                        "(the original's disallow_correct).",
+    "embedding_sharing": "tied: one embedding set for both towers (the original); untied: the generator has its own "
+                         "(of its hidden width); gdes: DeBERTaV3's gradient-disentangled sharing, the "
+                         "discriminator's embeddings are stop_gradient(generator's) + a residual starting at zero.",
+    "untied_generator_embeddings": "The original's name for --embedding_sharing=untied.",
     "sampler": "How replacements are drawn from the generator: gumbel (Gumbel-max, as the original) or "
                "inverse_cdf (the same distribution, one random number per masked position).",
-    "objective": "electra: generator + discriminator; mlm: a BERT-style masked-LM baseline of the same size.",
+    "objective": "electra: generator + replaced-token detection on every token; electra_15: detection on the "
+                 "masked positions only; mlm: a BERT-style masked LM of the discriminator's size; replace_mlm: "
+                 "masked LM on generator-filled (not [MASK]) positions; all_tokens_mlm: predict every token's "
+                 "identity with a copy mechanism (ELECTRA paper, section 3.5).",
     "seed": "Seed of masking, sampling, initialisation and data order.",
 }

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from electra_tf.modeling import dropout
 from electra_tf.modeling.config import TOWERS, ElectraConfig
-from electra_tf.modeling.embeddings import EMBEDDINGS_DROPOUT_ID, ElectraEmbeddings, initializer
+from electra_tf.modeling.embeddings import EMBEDDINGS_DROPOUT_ID, ElectraEmbeddings, GdesEmbeddings, initializer
 from electra_tf.pretraining import keyed_random
 
 
@@ -33,8 +33,8 @@ class ElectraEncoder(keras.layers.Layer):
 
     The blocks are keras-hub `TransformerEncoder`s configured to BERT's
     numerics: post-LayerNorm, epsilon from the config (1e-12), exact GELU.
-    When `embedding_size` differs from the tower's hidden size the tower owns
-    a dense projection (the original's `embeddings_project`).
+    When the embeddings' width differs from the tower's hidden size the tower
+    owns a dense projection (the original's `embeddings_project`).
 
     Every dropout is a `KeyedDropout`. Given `dropout_keys` (uint32
     `[batch]`, one per example), the masks are a function of those keys, the
@@ -43,8 +43,8 @@ class ElectraEncoder(keras.layers.Layer):
 
     Args:
         config: the `ElectraConfig`.
-        tower: `"discriminator"` or `"generator"`: which of the config's widths to use.
-        embeddings: the `ElectraEmbeddings` to read tokens with (shared by both towers).
+        tower: `"discriminator"` or `"generator"`: which of the config's widths and depths to use.
+        embeddings: the `ElectraEmbeddings` to read tokens with (by default shared by both towers).
         rematerialize: in training, keep only each block's input for the backward pass and
             recompute the rest (same masks, same gradients; less memory, ~1/3 more compute).
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
@@ -69,7 +69,7 @@ class ElectraEncoder(keras.layers.Layer):
         self.drops = config.hidden_dropout_prob > 0 or config.attention_probs_dropout_prob > 0
         self.hidden_size, self.num_heads, self.intermediate_size = config.tower_dims(tower)
         self.projection = None
-        if config.embedding_size != self.hidden_size:
+        if embeddings.width != self.hidden_size:
             # Glorot-uniform, as the original's tf.layers.dense(..., name="embeddings_project")
             # with no initializer (model/modeling.py), not the truncated normal of the rest.
             self.projection = keras.layers.Dense(
@@ -88,13 +88,13 @@ class ElectraEncoder(keras.layers.Layer):
                 dtype=self.dtype_policy,
                 name=f"layer_{i}",
             )
-            for i in range(config.num_layers)
+            for i in range(config.tower_layers(tower))
         ]
 
     def build(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
         if not self.embeddings.built:
             self.embeddings.build(input_ids_shape)
-        shape = tuple(input_ids_shape) + (self.config.embedding_size,)
+        shape = tuple(input_ids_shape) + (self.embeddings.width,)
         if self.projection is not None:
             self.projection.build(shape)
         shape = tuple(input_ids_shape) + (self.hidden_size,)
@@ -160,5 +160,6 @@ class ElectraEncoder(keras.layers.Layer):
         config = dict(config)
         electra_config = ElectraConfig.from_dict(config.pop("config"))
         embeddings = keras.layers.deserialize(
-            config.pop("embeddings"), custom_objects={"ElectraEmbeddings": ElectraEmbeddings})
+            config.pop("embeddings"), custom_objects={"ElectraEmbeddings": ElectraEmbeddings,
+                                                      "GdesEmbeddings": GdesEmbeddings})
         return cls(electra_config, config.pop("tower"), embeddings, **config)

@@ -3,7 +3,7 @@
 import keras
 
 from electra_tf.modeling.config import BuiltFromConfig
-from electra_tf.modeling.embeddings import ElectraEmbeddings
+from electra_tf.modeling.embeddings import ElectraEmbeddings, GdesEmbeddings
 from electra_tf.modeling.encoder import ElectraEncoder
 from electra_tf.modeling.heads import DiscriminatorHead, GeneratorHead
 
@@ -12,14 +12,15 @@ class _Tower(BuiltFromConfig, keras.Model):
     """What both towers share: an ElectraConfig, embeddings given or owned, and their (de)serialization.
 
     A tower saved alone (`.keras`) comes back with embeddings of its own; inside
-    an `ElectraPretrainer` both towers are given the one shared instance.
+    an `ElectraPretrainer` the towers are given theirs (one shared instance when tied).
     """
 
-    def __init__(self, config, embeddings=None, rematerialize=False, **kwargs):
+    def __init__(self, config, embeddings=None, embedding_tower="discriminator", rematerialize=False, **kwargs):
         super().__init__(**kwargs)
         self.config = config
         self.rematerialize = rematerialize
-        self.embeddings = embeddings if embeddings is not None else ElectraEmbeddings(config, dtype=self.dtype_policy)
+        self.embeddings = embeddings if embeddings is not None else ElectraEmbeddings(
+            config, embedding_tower, dtype=self.dtype_policy)
 
     def get_config(self):
         return {**super().get_config(), "rematerialize": self.rematerialize}
@@ -52,7 +53,7 @@ class ElectraDiscriminator(_Tower):
 
     def __init__(self, config, embeddings=None, rematerialize=False, **kwargs):
         kwargs.setdefault("name", "discriminator")
-        super().__init__(config, embeddings, rematerialize, **kwargs)
+        super().__init__(config, embeddings, rematerialize=rematerialize, **kwargs)
         self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, rematerialize, dtype=self.dtype_policy)
         self.head = DiscriminatorHead(config, dtype=self.dtype_policy)
 
@@ -90,7 +91,7 @@ class ElectraGenerator(_Tower):
 
     def __init__(self, config, embeddings=None, tower="generator", rematerialize=False, **kwargs):
         kwargs.setdefault("name", "generator")
-        super().__init__(config, embeddings, rematerialize, **kwargs)
+        super().__init__(config, embeddings, tower, rematerialize, **kwargs)
         self.tower = tower
         self.encoder = ElectraEncoder(config, tower, self.embeddings, rematerialize, dtype=self.dtype_policy)
         self.head = GeneratorHead(config, self.embeddings.word_embeddings, dtype=self.dtype_policy)
@@ -102,3 +103,54 @@ class ElectraGenerator(_Tower):
 
     def get_config(self):
         return {**super().get_config(), "tower": self.tower}
+
+
+def build_tower(model, seq_length):
+    """Creates the variables of an ElectraDiscriminator or ElectraGenerator without running it."""
+    model.encoder.build((None, seq_length))
+    if isinstance(model, ElectraDiscriminator):
+        model.head.build((None, seq_length, model.encoder.hidden_size))
+    else:
+        model.head.build((None, None, model.encoder.hidden_size))
+    model.built = True
+
+
+def standalone(model):
+    """`model` with embeddings of its own holding the values it reads: GDES's residual folded in.
+
+    Returns `model` itself unless its embeddings are `GdesEmbeddings`; the
+    copy computes the same outputs with one plain embedding set, which is
+    what exports and conversions hold.
+
+    Args:
+        model: an `ElectraDiscriminator` or `ElectraGenerator` (built).
+
+    Example:
+
+    >>> config = ElectraConfig.for_size("tiny", embedding_sharing="gdes")
+    >>> discriminator = ElectraDiscriminator(config, GdesEmbeddings(config, ElectraEmbeddings(config)))
+    >>> build_tower(discriminator, 16)
+    >>> type(standalone(discriminator).embeddings).__name__
+    'ElectraEmbeddings'
+    """
+    if not isinstance(model.embeddings, GdesEmbeddings):
+        return model
+    config = model.config
+    extra = {} if isinstance(model, ElectraDiscriminator) else {"tower": model.tower}
+    copy = type(model)(config, ElectraEmbeddings(config, dtype=model.dtype_policy), name=model.name,
+                       dtype=model.dtype_policy, **extra)
+    build_tower(copy, config.max_seq_length)
+    for target, value in zip(copy.embeddings.tables(), model.embeddings.tables()):
+        target.assign(value)
+    pairs = list(zip(copy.encoder.blocks, model.encoder.blocks))
+    if model.encoder.projection is not None:
+        pairs.append((copy.encoder.projection, model.encoder.projection))
+    if isinstance(model, ElectraDiscriminator):
+        pairs += [(copy.head.dense, model.head.dense), (copy.head.dense_prediction, model.head.dense_prediction)]
+    else:
+        pairs += [(copy.head.dense, model.head.dense), (copy.head.layer_norm, model.head.layer_norm)]
+        copy.head.output_bias.assign(model.head.output_bias)
+    for target, source in pairs:
+        for variable, value in zip(target.weights, source.weights, strict=True):
+            variable.assign(value)
+    return copy

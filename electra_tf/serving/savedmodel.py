@@ -1,12 +1,20 @@
-"""The exported SavedModels: the discriminator with its tokenizer in the graph, and the generator.
+"""The exported SavedModels: the kept model with its tokenizer in the graph, and the generator.
 
-`export_pretrainer` writes `<root>/discriminator` with two signatures:
-`serving_default` (int32 input_ids, input_mask, segment_ids ->
-sequence_output, pooled_output, rtd_probabilities) and `serve_text` (raw
-strings -> tokens, rtd_probabilities, pooled_output, tokenized in the graph
-with tf-text), plus `vocab.txt` and `electra_config.json` beside it. It
-loads with `tf.saved_model.load` (after `import tensorflow_text`) in a
-process that does not import electra_tf.
+`export_pretrainer` writes the model pre-training was for (the pretrainer's
+`kept_model()`, with GDES's residual folded into its embeddings):
+
+- `<root>/discriminator` for the objectives with one (electra, electra_15,
+  all_tokens_mlm), with two signatures: `serving_default` (int32 input_ids,
+  input_mask, segment_ids -> sequence_output, pooled_output,
+  rtd_probabilities) and `serve_text` (raw strings -> tokens,
+  rtd_probabilities, pooled_output, tokenized in the graph with tf-text);
+- `<root>/encoder` for the masked-LM objectives (mlm, replace_mlm): the
+  main masked LM's encoder, with the same signatures less
+  rtd_probabilities;
+
+plus `vocab.txt` and `electra_config.json` beside it. It loads with
+`tf.saved_model.load` (after `import tensorflow_text`) in a process that
+does not import electra_tf.
 """
 
 import os
@@ -15,6 +23,7 @@ import shutil
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from electra_tf.modeling.models import ElectraDiscriminator, standalone
 from electra_tf.text.tokenization import bert_preprocess, fast_bert_tokenizer
 from electra_tf.text.vocab import load_vocab
 from electra_tf.utils.atomic import atomic_directory
@@ -30,6 +39,9 @@ class DiscriminatorServing(tf.Module):
     def __init__(self, discriminator, vocab_tokens, config, lowercase):
         super().__init__(name="electra_discriminator")
         self.discriminator = discriminator
+        self._init_text(vocab_tokens, config, lowercase)
+
+    def _init_text(self, vocab_tokens, config, lowercase):
         self.max_seq_length = config.max_seq_length
         self.cls_id, self.sep_id = config.cls_id, config.sep_id
         self.lowercase = lowercase
@@ -41,12 +53,11 @@ class DiscriminatorServing(tf.Module):
             {"input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}, training=False)
         sequence = tf.cast(out["sequence_output"], tf.float32)
         probabilities = tf.sigmoid(out["logits"]) * tf.cast(input_mask, tf.float32)
-        return sequence, sequence[:, 0], probabilities
+        return {"sequence_output": sequence, "pooled_output": sequence[:, 0], "rtd_probabilities": probabilities}
 
     @tf.function(input_signature=[_ids_spec(), _ids_spec(), _ids_spec()])
     def serve(self, input_ids, input_mask, segment_ids):
-        sequence, pooled, probabilities = self._encode(input_ids, input_mask, segment_ids)
-        return {"sequence_output": sequence, "pooled_output": pooled, "rtd_probabilities": probabilities}
+        return self._encode(input_ids, input_mask, segment_ids)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def serve_text(self, text):
@@ -57,9 +68,22 @@ class DiscriminatorServing(tf.Module):
         sep = tf.fill([rows, 1], self.sep_id)
         ids = tf.concat([cls, pieces, sep], axis=1)
         input_ids, input_mask = tf_text.pad_model_inputs(ids, self.max_seq_length)
-        _, pooled, probabilities = self._encode(input_ids, input_mask, tf.zeros_like(input_ids))
-        tokens = tf.where(input_mask > 0, tf.gather(self.vocab, input_ids), "")
-        return {"tokens": tokens, "rtd_probabilities": probabilities, "pooled_output": pooled}
+        outputs = self._encode(input_ids, input_mask, tf.zeros_like(input_ids))
+        outputs.pop("sequence_output")
+        return {"tokens": tf.where(input_mask > 0, tf.gather(self.vocab, input_ids), ""), **outputs}
+
+
+class EncoderServing(DiscriminatorServing):
+    """The encoder of a discriminator-sized masked LM (the mlm and replace_mlm objectives) with its tokenizer."""
+
+    def __init__(self, mlm, vocab_tokens, config, lowercase):
+        tf.Module.__init__(self, name="electra_encoder")
+        self.mlm = mlm
+        self._init_text(vocab_tokens, config, lowercase)
+
+    def _encode(self, input_ids, input_mask, segment_ids):
+        sequence = tf.cast(self.mlm.encoder(input_ids, segment_ids, input_mask, training=False), tf.float32)
+        return {"sequence_output": sequence, "pooled_output": sequence[:, 0]}
 
 
 class GeneratorServing(tf.Module):
@@ -84,16 +108,18 @@ def _save_atomically(module, signatures, export_dir, vocab_file, config_json):
 
 
 def export_pretrainer(pretrainer, vocab_file, export_root, lowercase=True, export_generator=False):
-    """Writes `export_root/discriminator` (and `export_root/generator`); returns the discriminator's path."""
+    """Writes `export_root/discriminator` or `export_root/encoder` (and `export_root/generator`); returns its path."""
     config = pretrainer.config
-    if pretrainer.discriminator is None:
-        raise ValueError("the mlm objective has no discriminator to export")
-    module = DiscriminatorServing(pretrainer.discriminator, load_vocab(vocab_file), config, lowercase)
-    path = os.path.join(export_root, "discriminator")
+    kept = pretrainer.kept_model()
+    if isinstance(kept, ElectraDiscriminator):
+        module, path = DiscriminatorServing(kept, load_vocab(vocab_file), config, lowercase), "discriminator"
+    else:
+        module, path = EncoderServing(kept, load_vocab(vocab_file), config, lowercase), "encoder"
+    path = os.path.join(export_root, path)
     _save_atomically(module, {"serving_default": module.serve, "serve_text": module.serve_text},
                      path, vocab_file, config.to_json())
     if export_generator:
-        generator = GeneratorServing(pretrainer.generator)
+        generator = GeneratorServing(standalone(pretrainer.generator))
         _save_atomically(generator, {"serving_default": generator.serve},
                          os.path.join(export_root, "generator"), vocab_file, config.to_json())
     return path

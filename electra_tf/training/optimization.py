@@ -1,6 +1,7 @@
 """The original optimizer recipe: AdamW without bias correction, warmup x polynomial decay."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from electra_tf.training.optimizer_config import OptimizerConfig
@@ -61,15 +62,21 @@ class ElectraAdamW(keras.optimizers.Optimizer):
     update = m / (sqrt(v) + eps) [+ bias correction if asked];
     w -= lr * (update + weight_decay * w), the decay skipped for LayerNorm
     parameters and biases. Global-norm clipping uses Keras' own
-    `global_clipnorm`; `ElectraPretrainer` all-reduces gradients before the
-    optimizer sees them, so the norm is that of the global gradient.
+    `global_clipnorm`; `ElectraPretrainer` and `ElectraClassifier` all-reduce
+    gradients before the optimizer sees them, so the norm is that of the
+    global gradient.
 
     Args:
         learning_rate: a float or a schedule such as `WarmupPolynomialDecay`.
         weight_decay: the decoupled decay rate (0.01).
         beta_1, beta_2, epsilon: Adam's (0.9, 0.999, 1e-6 as the original).
         bias_correction: apply Adam's bias correction (the original does not).
-        global_clipnorm: clip the gradients to this global norm (1.0).
+        global_clipnorm: clip the gradients to this global norm (1.0; None: don't).
+        learning_rate_multipliers: `{variable.path: multiplier}`; a listed
+            variable is updated (decay included) with the learning rate times
+            its multiplier, as the original's per-layer learning rates
+            (`electra_tf.finetuning.optimization.layerwise_lr_multipliers`).
+            Unlisted variables use the learning rate itself.
         name: the optimizer's name.
         **kwargs: `keras.optimizers.Optimizer` arguments.
 
@@ -81,16 +88,19 @@ class ElectraAdamW(keras.optimizers.Optimizer):
     ...     _ = optimizer.apply_gradients([(keras.ops.convert_to_tensor([0.5, 0.5]), weight)])
     >>> [round(float(w), 4) for w in weight.numpy()]  # 10 updates (step 0 has rate 0), against the gradient
     [0.9983, -1.0017]
+    >>> head_only = ElectraAdamW(1e-4, learning_rate_multipliers={"encoder/layer_0/kernel": 0.5})
     """
 
     def __init__(self, learning_rate=5e-4, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 bias_correction=False, global_clipnorm=1.0, name="electra_adamw", **kwargs):
+                 bias_correction=False, global_clipnorm=1.0, learning_rate_multipliers=None, name="electra_adamw",
+                 **kwargs):
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          global_clipnorm=global_clipnorm, name=name, **kwargs)
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.bias_correction = bias_correction
+        self.learning_rate_multipliers = dict(learning_rate_multipliers or {})
         self.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
 
     def build(self, var_list):
@@ -98,9 +108,30 @@ class ElectraAdamW(keras.optimizers.Optimizer):
             return
         super().build(var_list)
         self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
+        # By position, as Keras indexes the slots: update_step may see the underlying tf.Variable,
+        # whose name is not the Keras path.
+        self._multipliers = [float(self.learning_rate_multipliers.get(getattr(v, "path", v.name), 1.0))
+                            for v in var_list]
+
+    def apply(self, grads, trainable_variables=None):
+        # An embedding's gradient arrives as IndexedSlices with a row per occurrence of a token: clipping
+        # would take the norm of those rows, and the update square them, before they are summed.
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        return super().apply(grads, trainable_variables)
+
+    def _apply_weight_decay(self, variables):
+        # Applied in update_step instead, where each variable's own learning rate is known.
+        return
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)
+        multiplier = self._multipliers[self._get_variable_index(variable)]
+        if multiplier != 1.0:
+            lr = ops.multiply(lr, ops.cast(multiplier, variable.dtype))
+        if self.weight_decay is not None and self._use_weight_decay(variable):
+            # Before the Adam step and from the same expression as Keras' own decay, so a run
+            # without multipliers updates bit for bit as before.
+            self.assign_sub(variable, variable * ops.cast(self.weight_decay, variable.dtype) * lr)
         gradient = ops.cast(gradient, variable.dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
@@ -116,7 +147,7 @@ class ElectraAdamW(keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-                      bias_correction=self.bias_correction)
+                      bias_correction=self.bias_correction, learning_rate_multipliers=self.learning_rate_multipliers)
         return config
 
 

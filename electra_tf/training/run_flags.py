@@ -24,12 +24,14 @@ MODEL_FIELDS = [f for f in dataclasses.fields(config_lib.ElectraConfig) if f.nam
 OPTIMIZER_FIELDS = list(dataclasses.fields(optimizer_config.OptimizerConfig))
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+_ENUMS = {"objective": config_lib.OBJECTIVES, "embedding_sharing": config_lib.EMBEDDING_SHARING,
+          "sampler": config_lib.SAMPLERS}
 
 
-def _define(field, default, help_text):
-    if field.name in ("objective", "sampler"):
-        choices = config_lib.OBJECTIVES if field.name == "objective" else config_lib.SAMPLERS
-        flags.DEFINE_enum(field.name, default, choices, help_text)
+def define_field(field, default, help_text):
+    """Defines the flag of a config dataclass field, typed by the field."""
+    if field.name in _ENUMS:
+        flags.DEFINE_enum(field.name, default, _ENUMS[field.name], help_text)
     elif field.type in (bool, "bool"):
         flags.DEFINE_boolean(field.name, default, help_text)
     elif field.type in (int, "int"):
@@ -52,15 +54,18 @@ def define_flags():
                                             "(default: <data_dir>/vocab.txt).")
     flags.DEFINE_enum("model_size", "small", config_lib.SIZES, "Paper size whose values the model flags default to.")
     for field in MODEL_FIELDS:
-        _define(field, None, config_lib.FIELD_HELP[field.name] + " Default: the model size's value.")
+        define_field(field, None, config_lib.FIELD_HELP[field.name] + " Default: the model size's value.")
     for field in OPTIMIZER_FIELDS:
-        _define(field, field.default, optimizer_config.FIELD_HELP[field.name])
+        define_field(field, field.default, optimizer_config.FIELD_HELP[field.name])
     flags.DEFINE_integer("train_batch_size", 128, "Global batch size (all replicas together).")
     flags.DEFINE_integer("gradient_accumulation_steps", 1, "Split each global batch into this many "
                                                        "micro-batches and sum their gradients: the same update, "
                                                        "less memory.")
     flags.DEFINE_enum("mixed_precision", "none", list(PRECISIONS), "Compute precision; variables stay float32.")
     flags.DEFINE_boolean("jit_compile", False, "Compile the training loop with XLA.")
+    flags.DEFINE_boolean("rematerialize", False,
+                         "Recompute each transformer block in the backward pass instead of keeping its "
+                         "activations: the same update in less memory, for about a third more compute.")
     flags.DEFINE_enum("distribution_strategy", "one_device", STRATEGIES, "tf.distribute strategy.")
     flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --distribution_strategy=tpu.")
     flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into this many logical devices "
@@ -72,6 +77,12 @@ def define_flags():
     flags.DEFINE_integer("example_every_steps", 1000, "Write a text summary of one masked/replaced example "
                                                       "every this many steps.")
     flags.DEFINE_integer("shuffle_buffer", 10000, "Examples in the shuffle buffer.")
+    flags.DEFINE_boolean("allow_changed_settings", False,
+                         "Resume even though the data, --train_batch_size, --gradient_accumulation_steps, "
+                         "--shuffle_buffer, --seed, --max_seq_length or a masking/sampling/loss setting differs "
+                         "from the one recorded in --model_dir. The cost: from the resumed step on, the examples "
+                         "and their order differ from the recorded run's (some are repeated or skipped), so the "
+                         "run no longer matches an uninterrupted one.")
     flags.DEFINE_boolean("export_at_end", True, "Write the discriminator SavedModel when training ends.")
     flags.DEFINE_boolean("export_generator", False, "Also export the generator.")
 

@@ -3,10 +3,12 @@
 import numpy as np
 
 # TensorBoard puts tags with the same prefix in one section. Metrics are named "<group>_<what>"
-# (rtd_auc, mlm_accuracy) or "<what>_loss"; these few are named otherwise.
-_GROUPS = ("mlm", "rtd")
+# (rtd_auc, mlm_accuracy, main_accuracy: the main model of replace_mlm and all_tokens_mlm) or
+# "<what>_loss"; these few are named otherwise.
+_GROUPS = ("mlm", "rtd", "main")
 _OTHER_TAGS = {"loss": "loss/total", "sampled_accuracy": "mlm/sampled_accuracy",
-               "masked_fraction": "mlm/masked_fraction", "replaced_fraction": "rtd/replaced_fraction"}
+               "masked_fraction": "mlm/masked_fraction", "replaced_fraction": "rtd/replaced_fraction",
+               "temperature": "mlm/sampling_temperature"}
 SPEED_TAGS = ("examples_per_second", "tokens_per_second", "seconds_per_step")
 EXAMPLE_TAG = "examples/replaced_token_detection"
 
@@ -18,6 +20,8 @@ def scalar_tag(name):
 
     >>> [scalar_tag(n) for n in ("loss", "rtd_loss", "rtd_auc", "sampled_accuracy", "learning_rate")]
     ['loss/total', 'loss/rtd', 'rtd/auc', 'mlm/sampled_accuracy', 'optimizer/learning_rate']
+    >>> [scalar_tag(n) for n in ("main_loss", "main_copy_probability", "temperature")]
+    ['loss/main', 'main/copy_probability', 'mlm/sampling_temperature']
     """
     if name in _OTHER_TAGS:
         return _OTHER_TAGS[name]
@@ -45,8 +49,10 @@ def example_table(outputs, vocab):
     rows = ["| # | original | masked | generator's fill | P(replaced) | replaced? |", "|---|---|---|---|---|---|"]
     if "corrupted_ids" in outputs:
         filled = np.asarray(outputs["corrupted_ids"][0])[:real]
-        probability = 1 / (1 + np.exp(-np.asarray(outputs["rtd_logits"][0], np.float64)[:real]))
         labels = np.asarray(outputs["rtd_labels"][0])[:real]
+        # replace_mlm's main model judges no token: its column stays at 0.
+        logits = outputs["rtd_logits"][0] if "rtd_logits" in outputs else np.full(real, -np.inf)
+        probability = 1 / (1 + np.exp(-np.asarray(logits, np.float64)[:real]))
     else:
         filled, probability, labels = masked, np.zeros(real), np.zeros(real, int)
     for i in range(real):

@@ -1,15 +1,22 @@
 """The one pre-training loop, for every tf.distribute strategy.
 
-A `tf.function` runs `steps_per_loop` calls of `strategy.run(train_step)`;
+A `tf.function` runs up to `steps_per_loop` calls of `strategy.run(train_step)`;
 between calls the host logs, checkpoints and checks for trouble. Keras
 `fit` is not used: it fails under MultiWorkerMirroredStrategy
 (keras-team/keras#20585).
+
+A stop request (SIGTERM, SIGINT) ends the compiled loop after the current
+step: the loop reads a flag before each step, and the host sets it. Python
+runs signal handlers only in the main thread and only between bytecodes, so
+while the main thread waits inside a compiled call no handler runs; the
+compiled loop therefore runs in a helper thread and the main thread waits
+for it in short slices.
 """
 
 import dataclasses
 import os
 import shutil
-import signal
+import threading
 import time
 
 import keras
@@ -19,9 +26,10 @@ import tensorflow as tf
 from electra_tf.data import format as data_format
 from electra_tf.data.input_pipeline import make_pretraining_dataset
 from electra_tf.pretraining.pretrainer import ElectraPretrainer
-from electra_tf.training import run_state
+from electra_tf.training import run_dir, run_state
 from electra_tf.training.optimization import create_optimizer
 from electra_tf.training.summaries import EXAMPLE_TAG, example_table, scalar_tag
+from electra_tf.utils import stop_signals
 from electra_tf.utils.errors import EXIT_NON_FINITE, UserError
 from electra_tf.utils.progress import ProgressBar
 
@@ -37,7 +45,11 @@ class LoopOptions:
     shuffle_buffer: int = 10000
     gradient_accumulation_steps: int = 1
     jit_compile: bool = False
+    # Recompute each transformer block in the backward pass (ElectraPretrainer): less memory, same update.
+    rematerialize: bool = False
     precision_policy: str = "float32"
+    # Resume even if a setting that decides the data order changed (run_state.start_or_check).
+    allow_changed_settings: bool = False
     # For tests of the non-finite-loss stop (tests/nan_run.py): poison the weights at this step.
     inject_nan_at_step: int = 0
 
@@ -58,29 +70,9 @@ def is_chief(strategy):
     return resolver.task_type == chief_type and resolver.task_id == 0
 
 
-class _StopSignal:
-    """Turns SIGTERM/SIGINT into a flag the loop checks between calls (preemption)."""
-
-    def __init__(self):
-        self.received = None
-        self._previous = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-        # A second signal kills at once, as users expect of a second Ctrl-C.
-        signal.signal(signum, self._previous[signum])
-
-    def restore(self):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-def _progress_fields(metrics):
-    if "rtd_accuracy" in metrics:
-        return [f"loss {metrics['loss']:.4f}", f"rtd_acc {metrics['rtd_accuracy']:.3f}"]
-    return [f"loss {metrics['loss']:.4f}", f"mlm_acc {metrics['mlm_accuracy']:.3f}"]
+def _progress_fields(metrics, shown):
+    name, label = shown
+    return [f"loss {metrics['loss']:.4f}", f"{label} {metrics[name]:.3f}"]
 
 
 def _finite(value):
@@ -96,6 +88,7 @@ class PretrainingLoop:
         self.strategy = strategy
         self.config = settings.model
         self.chief = is_chief(strategy)
+        self.multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         self.total_steps = settings.optimizer.num_train_steps
         replicas = strategy.num_replicas_in_sync
         parts = replicas * options.gradient_accumulation_steps
@@ -103,28 +96,133 @@ class PretrainingLoop:
             raise ValueError(f"--train_batch_size {options.train_batch_size} is not divisible by the {replicas} "
                              f"replicas x {options.gradient_accumulation_steps} accumulation steps; "
                              f"pick a multiple of {parts}")
-        if self.chief:
-            run_state.start_or_check(settings.model_dir, self.config, settings.vocab_file,
-                                     settings.dataset_info.get("lowercase", True))
+        self.pattern = data_format.shard_pattern(settings.data_dir)
+        candidates = self._check_model_dir()
         keras.mixed_precision.set_dtype_policy(options.precision_policy)
         with strategy.scope():
             keras.utils.set_random_seed(self.config.seed)
-            self.model = ElectraPretrainer(self.config)
+            self.model = ElectraPretrainer(self.config, self.total_steps, options.rematerialize)
             self.model.compile(optimizer=create_optimizer(settings.optimizer))
         self.optimizer = self.model.optimizer
-        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        # The dropout layers' seed generators (the model's checkpoint leaves them out). Pre-training keys
+        # its masks by step and needs no state, but a layer used without keys draws from its generator,
+        # so they are saved and restored with the rest, and checkpoints holding them keep restoring.
+        weights = {id(w) for w in self.model.weights}
+        seeds = tf.Module()
+        seeds.states = [v for v in self.model.variables if id(v) not in weights]
+        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, dropout_seeds=seeds)
+        self.restored_from = self._restore(checkpoint, candidates)
+        self._check_workers_agree()
         self.manager = tf.train.CheckpointManager(
             checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
             step_counter=self.optimizer.iterations)
-        self.restored_from = self.manager.restore_or_initialize()
-        self.pattern = data_format.shard_pattern(settings.data_dir)
+        self.saved_step = self.step
         self.iterator = iter(strategy.distribute_datasets_from_function(self._dataset_fn(self.step)))
         self.sample = next(iter(make_pretraining_dataset(
             self.pattern, 1, self.config.max_seq_length, shuffle=False, repeat=False)))
         self.vocab = None
-        self.writer = (tf.summary.create_file_writer(os.path.join(settings.model_dir, "train"))
-                       if self.chief else tf.summary.create_noop_writer())
+        log_dir = os.path.join(settings.model_dir, "train")
+        if self.chief:
+            dropped = run_dir.trim_events(log_dir, self.step)
+            if dropped:
+                self._say(f"dropped {dropped} TensorBoard events after step {self.step} from {log_dir}; "
+                          "this run logs those steps again")
+        self.writer = tf.summary.create_file_writer(log_dir) if self.chief else tf.summary.create_noop_writer()
+        # Set by the host on a stop request; the compiled loop reads it before each step.
+        self._stop_requested = tf.Variable(False, trainable=False, name="stop_requested")
         self._loop = self._make_loop()
+
+    def _check_model_dir(self):
+        """Clears what an interrupted run left and checks the recorded settings; returns the checkpoints on disk."""
+        settings, options = self.settings, self.options
+        if self.chief and os.path.isdir(settings.model_dir):
+            swept = run_dir.sweep_temporaries(settings.model_dir)
+            if swept:
+                self._say(f"removed what an interrupted run left: {', '.join(swept)}")
+        # Every worker resumes from the chief's checkpoints (the others keep none).
+        candidates = run_dir.scan_checkpoints(os.path.join(settings.model_dir, run_state.CHECKPOINTS))
+        if self.chief:
+            order = run_state.data_order(
+                settings.data_dir, settings.dataset_info, train_batch_size=options.train_batch_size,
+                gradient_accumulation_steps=options.gradient_accumulation_steps,
+                shuffle_buffer=options.shuffle_buffer, seed=self.config.seed)
+            run_state.start_or_check(
+                settings.model_dir, self.config, settings.vocab_file, settings.dataset_info.get("lowercase", True),
+                data_order=order, trained_step=max((c.step for c in candidates if not c.missing), default=0),
+                allow_changed=options.allow_changed_settings, report=self._say)
+        return candidates
+
+    def _say(self, message):
+        if self.chief:
+            print(message, flush=True)
+
+    def _restore(self, checkpoint, candidates):
+        """Restores the newest checkpoint that can be read; returns it, or None to start from step 0.
+
+        Newer ones that cannot be read (a file lost or cut short) are named in
+        a warning, dropped from the checkpoint list and left on disk; the
+        list is rewritten to the whole checkpoints up to the restored one.
+        """
+        unreadable, self._skipped = [], set()
+        for candidate in candidates:
+            if candidate.missing:
+                reason = run_dir.describe_missing(candidate)
+            else:
+                try:
+                    checkpoint.restore(candidate.prefix)
+                    reason = None
+                except (tf.errors.OpError, ValueError) as e:
+                    reason = str(getattr(e, "message", e)).strip().splitlines()[0]
+            if reason:
+                unreadable.append(f"{candidate.name} ({reason})")
+                self._skipped.add(candidate.name)
+                continue
+            if unreadable:
+                self._say(f"warning: cannot read {'; '.join(unreadable)}; resuming from {candidate.name}, the "
+                          "newest checkpoint that can be read. The damaged files are left in place; saving that "
+                          "step again replaces them")
+            if self.chief:
+                self._repair_list(candidates, candidate)
+            return candidate.prefix
+        if unreadable:
+            checkpoint_dir = os.path.dirname(candidates[0].prefix)
+            raise UserError(f"no checkpoint in {checkpoint_dir} can be read: {'; '.join(unreadable)}. To start "
+                            f"over from step 0, move {checkpoint_dir} away (or use a new --model_dir)")
+        return None
+
+    def _repair_list(self, candidates, restored):
+        checkpoint_dir = os.path.dirname(restored.prefix)
+        whole = [c for c in candidates if not c.missing and c.step <= restored.step]
+        listed = run_dir.listed_names(checkpoint_dir)
+        if run_dir.write_checkpoint_list(checkpoint_dir, whole, restored):
+            named = {c.name for c in whole}
+            gone = [name for name in listed if name not in named and name not in self._skipped]
+            added = [name for name in sorted(named) if name not in listed]
+            self._say(f"repaired the checkpoint list in {checkpoint_dir}: it now names "
+                      f"{', '.join(c.name for c in whole)}"
+                      + (f"; dropped {', '.join(gone)} (files gone)" if gone else "")
+                      + (f"; added {', '.join(added)} (whole on disk)" if added else ""))
+        # What an interrupted clean-up left of a checkpoint older than the restored one.
+        for c in candidates:
+            if c.missing and c.present and c.step < restored.step:
+                for name in c.present:
+                    os.remove(os.path.join(checkpoint_dir, name))
+                self._say(f"removed the remains of {c.name} ({', '.join(c.present)}), whose deletion was interrupted")
+
+    def _check_workers_agree(self):
+        """Stops with a clear message if workers restored different steps (their model_dirs differ)."""
+        if not self.multi_worker:
+            return
+
+        @tf.function
+        def gather_steps():
+            per_replica = self.strategy.run(lambda: tf.reshape(tf.convert_to_tensor(self.optimizer.iterations), [1]))
+            return self.strategy.gather(per_replica, axis=0)
+
+        steps = sorted(set(gather_steps().numpy().tolist()))
+        if len(steps) > 1:
+            raise UserError(f"the workers resumed from different steps ({', '.join(map(str, steps))}); --model_dir "
+                            "must be one directory that every worker sees (a shared file system)")
 
     def _dataset_fn(self, start_step):
         """Each input pipeline's dataset, positioned after `start_step` global batches.
@@ -157,13 +255,60 @@ class PretrainingLoop:
 
         accumulate = self.options.gradient_accumulation_steps
 
+        def stop_requested():
+            flag = tf.cast(self._stop_requested.read_value(), tf.int32)
+            if self.multi_worker:
+                # Every worker must leave the loop at the same step, or the others wait in a collective.
+                votes = self.strategy.run(lambda: tf.identity(flag))
+                flag = self.strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
+            return flag > 0
+
         @tf.function
         def loop(iterator, num_steps):
-            for _ in tf.range(num_steps):
+            done = tf.constant(0)
+            stop = stop_requested()
+            while tf.logical_and(done < num_steps, tf.logical_not(stop)):
                 batches = [next(iterator) for _ in range(accumulate)]
                 self.strategy.run(step_fn, args=(batches if accumulate > 1 else batches[0],))
+                done += 1
+                stop = stop_requested()
+            return stop
 
         return loop
+
+    def _build(self):
+        """Traces and optimizes the loop by running it for 0 steps, here in the main thread.
+
+        Keras keeps some global state (the dtype policy) per thread, so the
+        trace must not happen in the helper thread; and once built, the
+        first real call starts training at once.
+        """
+        self._loop(self.iterator, tf.constant(0, tf.int32))
+
+    def _run_loop(self, chunk, stop):
+        """Runs up to `chunk` steps in a helper thread; returns whether a stop request ended them early."""
+        outcome = {}
+
+        def target():
+            try:
+                outcome["stopped"] = bool(self._loop(self.iterator, tf.constant(chunk, tf.int32)))
+            except BaseException as e:  # re-raised in the main thread
+                outcome["error"] = e
+
+        thread = threading.Thread(target=target, name="training-loop", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.05)
+            if stop.received and not bool(self._stop_requested.numpy()):
+                if not self.multi_worker and self.step == self.saved_step:
+                    # Nothing trained since the last checkpoint (resuming, still skipping data): nothing to save.
+                    print(f"\nstopped by {stop.received} at step {self.saved_step}, which is saved. Re-run the same "
+                          "command to resume.", flush=True)
+                    os._exit(0)
+                self._stop_requested.assign(True)
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["stopped"]
 
     @property
     def step(self):
@@ -171,6 +316,7 @@ class PretrainingLoop:
 
     def _save(self):
         path = self.manager.save(checkpoint_number=self.step)
+        self.saved_step = self.step
         if not self.chief:
             shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
         return path
@@ -221,25 +367,47 @@ class PretrainingLoop:
             chunk = min(chunk, self.options.inject_nan_at_step - step)
         return chunk
 
-    def run(self):
-        """Trains to num_train_steps; returns how it ended: "done" or the signal's name."""
-        stop = _StopSignal()
+    def run(self, stop=None):
+        """Trains to num_train_steps; returns how it ended: "done" or the stop signal's name.
+
+        Args:
+            stop: the process's `utils.stop_signals.StopSignals` (run_pretraining
+                installs it first thing); by default one is installed for the
+                duration of the call.
+        """
+        own_handler = stop is None
+        stop = stop or stop_signals.install()
+        stop.reinstall()
         progress = ProgressBar(self.total_steps, "steps", "ex/s", rate_per_unit=self.options.train_batch_size)
         start_step = self.step
         if start_step:
             print(f"resuming from {self.restored_from} at step {start_step}", flush=True)
+        if start_step < self.total_steps:
+            started = time.time()
+            self._build()
+            print(f"built the training loop in {time.time() - started:.1f} s; training from step {start_step}",
+                  flush=True)
         window_start, window_steps = time.time(), 0
+        stopped_by = None
         try:
-            while self.step < self.total_steps:
+            stop.set_mode(stop_signals.RECORD)
+            while self.step < self.total_steps and not stopped_by:
+                if stop.received and not self.multi_worker:
+                    # (Other workers learn of it inside the next loop, and stop with this one there.)
+                    stopped_by = stop.received
+                    break
                 if self.options.inject_nan_at_step and self.step == self.options.inject_nan_at_step:
                     self._poison_weights()
                 before = self.step
                 chunk = self._next_chunk()
-                self._loop(self.iterator, tf.constant(chunk))
-                window_steps += chunk
+                if self._run_loop(chunk, stop):
+                    stopped_by = stop.received or "another worker's stop signal"
+                window_steps += self.step - before
+                if self.step == before:
+                    break
                 metrics = {k: float(v) for k, v in self.model.get_metrics_result().items()}
                 self._check_finite(metrics)
-                progress.update(self.step, _progress_fields(metrics))
+                progress.update(self.step, _progress_fields(metrics, self.model.objective.progress_metric))
                 if self.step // self.options.log_every_steps > before // self.options.log_every_steps \
                         or self.step == self.total_steps:
                     self._write_scalars(metrics, time.time() - window_start, window_steps)
@@ -248,16 +416,19 @@ class PretrainingLoop:
                     window_start, window_steps = time.time(), 0
                 if self.step // self.options.example_every_steps > before // self.options.example_every_steps:
                     self._write_example()
-                if (self.step % self.options.save_checkpoints_steps == 0 or self.step == self.total_steps
-                        or stop.received):
+                if self.step % self.options.save_checkpoints_steps == 0 or self.step == self.total_steps:
                     self._save()
-                if stop.received:
-                    progress.close()
-                    print(f"stopped by {stop.received} at step {self.step}; checkpoint written to "
-                          f"{self.manager.latest_checkpoint}. Re-run the same command to resume.", flush=True)
-                    return stop.received
+            stopped_by = stopped_by or stop.received
+            if stopped_by and self.step < self.total_steps:
+                if self.step > self.saved_step:
+                    self._save()
+                progress.close()
+                saved = os.path.join(self.settings.model_dir, run_state.CHECKPOINTS, f"ckpt-{self.step}")
+                print(f"stopped by {stopped_by} at step {self.step}; checkpoint written to {saved}. Re-run the "
+                      "same command to resume.", flush=True)
+                return stopped_by
             progress.close()  # the loop saved at num_train_steps
             return "done"
         finally:
-            stop.restore()
-
+            if own_handler:
+                stop.uninstall()

@@ -19,6 +19,36 @@ def _staging_prefix(path):
 
 
 @contextlib.contextmanager
+def staged_path(path):
+    """Yields the name of a temporary sibling of `path`; renames it over `path` only if the block succeeds.
+
+    For writers that open their file by name (TFRecordWriter); `atomic_file`
+    is the same for a Python file object.
+
+    Args:
+        path: the file to create or replace.
+
+    Example:
+
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> with staged_path(path) as staging, open(staging, "w") as f:
+    ...     _ = f.write("whole or nothing")
+    >>> open(path).read()
+    'whole or nothing'
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_staging_prefix(path))
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_file(path, mode="w", encoding="utf-8"):
     """Yields a file object on a temporary sibling of `path`; renames it over `path` only if the block succeeds.
 
@@ -35,16 +65,8 @@ def atomic_file(path, mode="w", encoding="utf-8"):
     >>> open(path).read()
     'whole or nothing'
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_staging_prefix(path))
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    with staged_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else encoding) as f:
+        yield f
 
 
 def write_text_atomically(path, text):

@@ -71,11 +71,13 @@ def start_tensorflow():
         tf.config.list_physical_devices()
 
 
-def run(main):
+def run(main, pass_through=False):
     """Wraps an absl `main(argv)`: refuses positional arguments, sets the environment, exits on a UserError.
 
     Args:
         main: the tool's main function; every setting reaches it as a flag.
+        pass_through: accept the arguments after a `--` (for another tool's
+            options, e.g. Apache Beam's); `main` gets them as argv[1:].
 
     Returns:
         The function to pass to `absl.app.run`.
@@ -89,8 +91,10 @@ def run(main):
 
     def wrapped(argv):
         try:
-            if len(argv) > 1:
-                raise UserError(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag "
+            after_dashes = sys.argv[sys.argv.index("--") + 1:] if pass_through and "--" in sys.argv else []
+            positional = argv[1:len(argv) - len(after_dashes)]
+            if positional:
+                raise UserError(f"unexpected arguments {' '.join(positional)}; every setting is a --flag "
                                 "(see --helpfull)")
             set_environment()
             return main(argv)

@@ -1,0 +1,287 @@
+"""`ElectraClassifier`: the discriminator's encoder with the original's classification or regression head."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras.src.losses.loss import unscale_loss_for_distribution
+
+from electra_tf.finetuning import pretrained as pretrained_lib
+from electra_tf.finetuning.config import FinetuningConfig
+from electra_tf.finetuning.optimization import create_finetuning_optimizer
+from electra_tf.finetuning.preprocessing import ElectraPreprocessor
+from electra_tf.modeling.config import ElectraConfig
+from electra_tf.modeling.embeddings import ElectraEmbeddings
+from electra_tf.modeling.encoder import ElectraEncoder
+from electra_tf.training.replicas import reduce_gradients_before_optimizer, sum_gradients
+from electra_tf.utils.errors import UserError
+
+
+def _is_text_batch(x):
+    if isinstance(x, tf.Tensor | tf.RaggedTensor):
+        return x.dtype == tf.string
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "USO"
+    return isinstance(x, list) and bool(x) and isinstance(x[0], str)
+
+
+def _text_inputs(x):
+    """x as a tuple of one or two string batches, or None when x is not raw text."""
+    if isinstance(x, tuple | list) and len(x) == 2 and all(_is_text_batch(t) for t in x) and not isinstance(x[0], str):
+        return tuple(x)
+    return (x,) if _is_text_batch(x) else None
+
+
+def _num_rows(texts):
+    return int(texts[0].shape[0]) if hasattr(texts[0], "shape") else len(texts[0])
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraClassifier(keras.Model):
+    """The discriminator's encoder -> the [CLS] vector -> dropout -> one dense layer.
+
+    The original's fine-tuning model (google-research/electra
+    `finetune/classification/classification_tasks.py`): no pooler and no
+    tanh; the dense layer starts from Glorot-uniform weights and zero bias.
+    With `regression=True` it has one output, trained with squared error.
+    Its inputs are the dict of int32 `input_ids`, `input_mask`,
+    `segment_ids`; it returns float32 logits `[batch, num_classes]` (or
+    scores `[batch, 1]`).
+
+    With a `preprocessor`, `fit`, `evaluate` and `predict` also take raw
+    text: a list (or array or tf.Tensor) of strings, or a tuple of two for
+    sentence pairs. `compile()` without arguments sets the original's recipe:
+    the loss summed over the batch (the gradient the original clips),
+    `ElectraAdamW` with layer-wise learning-rate decay, warmup over 10% of
+    the updates and linear decay, sized at each `fit` for its epochs.
+    Gradients are summed over replicas before clipping, so one device and
+    `MirroredStrategy` make the same update.
+
+    Args:
+        config: the `ElectraConfig` of the pre-trained model (its dropout rates apply to the encoder).
+        num_classes: number of labels (ignored with `regression`).
+        regression: one output trained with squared error instead of classes.
+        preprocessor: an `ElectraPreprocessor` for raw-text inputs, or None.
+        dropout: dropout on the [CLS] vector (default: `config.hidden_dropout_prob`).
+
+    Example:
+
+    >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> words = ["a", "gem", "of", "film", "dull", "mess", "quiet", "triumph", "."]
+    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+    >>> config = ElectraConfig.for_size("tiny", max_seq_length=16, **special_token_ids(vocab))
+    >>> preprocessor = ElectraPreprocessor(vocab, sequence_length=16)
+    >>> classifier = ElectraClassifier(config, num_classes=2, preprocessor=preprocessor)
+    >>> classifier.compile()
+    >>> history = classifier.fit(["a gem of a film .", "a dull mess ."], [0, 1], epochs=2, batch_size=2, verbose=0)
+    >>> classifier.predict(["a quiet triumph ."], verbose=0).shape
+    (1, 2)
+
+    A pre-trained discriminator comes in with `from_pretrained`: pass
+    `run_pretraining`'s model_dir (e.g. `ElectraClassifier.from_pretrained("demo_out/model", num_classes=2)`).
+    """
+
+    def __init__(self, config, num_classes=2, regression=False, preprocessor=None, dropout=None, **kwargs):
+        kwargs.setdefault("name", "electra_classifier")
+        super().__init__(**kwargs)
+        if not regression and num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes} (regression=True for one score)")
+        self.config = config
+        self.regression = regression
+        self.num_classes = 1 if regression else num_classes
+        self.preprocessor = preprocessor
+        self.dropout_rate = config.hidden_dropout_prob if dropout is None else dropout
+        self.embeddings = ElectraEmbeddings(config, dtype=self.dtype_policy)
+        self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, dtype=self.dtype_policy)
+        self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
+        self.head = keras.layers.Dense(self.num_classes, kernel_initializer="glorot_uniform",
+                                       dtype=self.dtype_policy, name="classifier_head")
+        self._auto_optimizer = None
+        self.build()
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.encoder.build((None, self.config.max_seq_length))
+        self.head.build((None, self.encoder.hidden_size))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        hidden = self.encoder(inputs["input_ids"], inputs["segment_ids"], inputs["input_mask"], training=training)
+        logits = self.head(self.dropout(hidden[:, 0], training=training))
+        return keras.ops.cast(logits, "float32")
+
+    # ---- the recipe as compile defaults ----
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Like keras.Model.compile; "auto" gives the original recipe (see the class docstring)."""
+        self._auto_optimizer = optimizer == "auto"
+        if self._auto_optimizer:
+            # Sized for the run at each fit (the schedule needs the number of updates).
+            optimizer = self._recipe_optimizer(1)
+        if loss == "auto":
+            loss = (keras.losses.MeanSquaredError(reduction="sum") if self.regression
+                    else keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum"))
+        if metrics == "auto":
+            metrics = [] if self.regression else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        # Kept for fit's re-compile, outside Keras' tracking (metrics are tracked once compiled).
+        self.__dict__["_compile_arguments"] = dict(loss=loss, metrics=metrics, **kwargs)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        reduce_gradients_before_optimizer(self.optimizer)
+
+    def _recipe_optimizer(self, num_train_steps):
+        recipe = FinetuningConfig().resolve("", self.config.num_layers, self.config.hidden_size)
+        return create_finetuning_optimizer(
+            self, num_train_steps, learning_rate=recipe.learning_rate, layerwise_lr_decay=recipe.layerwise_lr_decay,
+            warmup_proportion=recipe.warmup_proportion, weight_decay_rate=recipe.weight_decay_rate,
+            clip_norm=recipe.clip_norm, epsilon=recipe.adam_epsilon)
+
+    def train_step(self, data):
+        # Keras' train step, with the gradients summed over replicas before the optimizer clips them.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(y_pred)[0])
+            scaled_loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_weights
+        gradients = sum_gradients(tape.gradient(scaled_loss, variables), variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    # ---- raw text in fit / evaluate / predict ----
+
+    def _text_dataset(self, texts, y, sample_weight, batch_size, shuffle):
+        if self.preprocessor is None:
+            raise ValueError("raw text needs a preprocessor; build the classifier with from_pretrained or pass "
+                             "preprocessor=ElectraPreprocessor(...)")
+        rows = _num_rows(texts)
+        elements = (tuple(tf.constant(t) for t in texts) if len(texts) == 2 else tf.constant(texts[0]),)
+        elements += tuple(np.asarray(v) for v in (y, sample_weight) if v is not None)
+        dataset = tf.data.Dataset.from_tensor_slices(elements)
+        if shuffle:
+            dataset = dataset.shuffle(rows, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size or 32).map(lambda *args: self.preprocessor(*args),
+                                                      num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE), math.ceil(rows / (batch_size or 32))
+
+    def _maybe_text_dataset(self, x, y=None, sample_weight=None, batch_size=None, shuffle=False):
+        """(dataset, batches per pass) for raw text or a dataset of it; None when x is already features."""
+        texts = _text_inputs(x)
+        if texts is not None:
+            return self._text_dataset(texts, y, sample_weight, batch_size, shuffle)
+        if isinstance(x, tf.data.Dataset) and self.preprocessor is not None:
+            first = tf.nest.flatten(x.element_spec)[0]
+            if first.dtype == tf.string:
+                batches = int(x.cardinality())
+                return (x.map(lambda *args: self.preprocessor(*args), num_parallel_calls=tf.data.AUTOTUNE),
+                        batches if batches > 0 else None)
+        return None
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, sample_weight=None, shuffle=True, steps_per_epoch=None,
+            validation_data=None, **kwargs):
+        made = self._maybe_text_dataset(x, y, sample_weight, batch_size, shuffle)
+        batches = steps_per_epoch
+        if made is not None:
+            x, batches = made
+            y = sample_weight = batch_size = None
+            batches = steps_per_epoch or batches
+        elif batches is None and x is not None and not isinstance(x, tf.data.Dataset):
+            rows = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+            batches = math.ceil(rows / (batch_size or 32))
+        elif batches is None and isinstance(x, tf.data.Dataset) and int(x.cardinality()) > 0:
+            batches = int(x.cardinality())
+        if validation_data is not None:
+            val_x, val_y, val_weight = keras.utils.unpack_x_y_sample_weight(validation_data)
+            made_val = self._maybe_text_dataset(val_x, val_y, val_weight, kwargs.get("validation_batch_size"))
+            if made_val is not None:
+                validation_data = made_val[0]
+        if isinstance(x, tf.data.Dataset):
+            shuffle = False  # a dataset comes shuffled (Keras would ignore it, with a warning)
+        if self._auto_optimizer:
+            if not batches:
+                raise ValueError("the recipe's schedule needs the number of updates: pass steps_per_epoch, or "
+                                 "compile with an optimizer of your own")
+            with self.distribute_strategy.scope():
+                super().compile(optimizer=self._recipe_optimizer(max(1, int(batches * epochs))),
+                                **self._compile_arguments)
+                reduce_gradients_before_optimizer(self.optimizer)
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, sample_weight=sample_weight, shuffle=shuffle,
+                           steps_per_epoch=steps_per_epoch, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        made = self._maybe_text_dataset(x, y, sample_weight, batch_size)
+        if made is not None:
+            x, y, sample_weight, batch_size = made[0], None, None, None
+        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        made = self._maybe_text_dataset(x, batch_size=batch_size)
+        if made is not None:
+            x, batch_size = made[0], None
+        return super().predict(x, batch_size=batch_size, **kwargs)
+
+    # ---- construction ----
+
+    @classmethod
+    def from_pretrained(cls, path, num_classes=2, regression=False, sequence_length=128, hidden_dropout_prob=0.1,
+                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, **kwargs):
+        """A classifier around the discriminator at `path`, with a preprocessor for its vocabulary.
+
+        Args:
+            path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, or an
+                exported discriminator (`<model_dir>/export/discriminator`).
+            num_classes: number of labels.
+            regression: one output trained with squared error.
+            sequence_length: tokens per example (at most the model's max_position_embeddings).
+            hidden_dropout_prob: dropout in the encoder and on the [CLS] vector (the recipe's 0.1,
+                whatever pre-training used).
+            attention_probs_dropout_prob: dropout on attention probabilities.
+            lowercase: for an export copied out of its model_dir, whether its vocabulary is uncased
+                (default: yes); elsewhere it is read from the model_dir and must not disagree.
+            load_weights: False keeps the random initialisation: the same model untrained, the baseline
+                a pre-trained model is compared with.
+            **kwargs: passed to the constructor (e.g. `name`).
+
+        Example:
+
+        >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+        >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "film"]))
+        >>> from electra_tf.serving.savedmodel import export_pretrainer
+        >>> pretrainer = ElectraPretrainer(ElectraConfig.for_size("tiny", **special_token_ids(vocab)))
+        >>> export = export_pretrainer(pretrainer, vocab, tempfile.mkdtemp())  # as run_pretraining writes it
+        >>> classifier = ElectraClassifier.from_pretrained(export, num_classes=3, sequence_length=32)
+        >>> classifier.predict(["a film"], verbose=0).shape
+        (1, 3)
+        """
+        source = pretrained_lib.find(path, lowercase)
+        config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,
+                                          attention_probs_dropout_prob, path)
+        preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, sequence_length)
+        classifier = cls(config, num_classes=num_classes, regression=regression, preprocessor=preprocessor, **kwargs)
+        if load_weights:
+            source.load_encoder(classifier.encoder)
+        return classifier
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict(), "num_classes": self.num_classes,
+                "regression": self.regression, "dropout": self.dropout_rate,
+                "preprocessor": None if self.preprocessor is None else keras.layers.serialize(self.preprocessor)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        preprocessor = config.pop("preprocessor", None)
+        if preprocessor is not None:
+            preprocessor = keras.layers.deserialize(preprocessor)
+        return cls(ElectraConfig.from_dict(config.pop("config")), preprocessor=preprocessor, **config)
+
+
+def with_finetuning_settings(config, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob, source):
+    """The pre-trained model's config with fine-tuning's sequence length and dropout."""
+    if sequence_length > config.max_position_embeddings:
+        raise UserError(f"max_seq_length {sequence_length} exceeds the {config.max_position_embeddings} positions "
+                        f"of {source}; use at most {config.max_position_embeddings}")
+    return config.replace(max_seq_length=sequence_length, hidden_dropout_prob=hidden_dropout_prob,
+                          attention_probs_dropout_prob=attention_probs_dropout_prob)

@@ -1,0 +1,163 @@
+r"""Fine-tunes a pre-trained discriminator on a GLUE task or on your own labelled files.
+
+    python -m electra_tf.run_finetuning --task=sst2 --data_dir=glue_data/SST-2 \
+        --init_checkpoint=runs/small --output_dir=runs/small_sst2
+    python -m electra_tf.run_finetuning --data_dir=reviews --text_a_column=text --label_column=label \
+        --init_checkpoint=runs/small --output_dir=runs/small_reviews --num_trials=5
+
+Evaluates on the dev split after every epoch, keeps the best epoch's
+weights, and writes eval_results.json, the test predictions (GLUE's
+submission format) and a SavedModel (output_dir/export) that takes raw
+text. The recipe is the original's (google-research/electra
+run_finetuning.py); see BUILD.md, "Fine-tuning".
+"""
+
+import dataclasses
+import os
+
+from absl import app, flags
+
+from electra_tf.finetuning import config as finetuning_config
+from electra_tf.finetuning import tasks
+from electra_tf.modeling import config as config_lib
+from electra_tf.training import run_flags
+from electra_tf.utils import cli
+from electra_tf.utils.errors import UserError
+
+FLAGS = flags.FLAGS
+FINETUNING_FIELDS = list(dataclasses.fields(finetuning_config.FinetuningConfig))
+# The model flags that make sense without a checkpoint (a randomly initialised baseline); with one they
+# may be given only to state what the checkpoint holds.
+ARCHITECTURE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                       "max_position_embeddings", "type_vocab_size", "initializer_range", "layer_norm_epsilon")
+STRATEGIES = ("one_device", "mirrored", "tpu")
+
+
+def define_flags():
+    """Defines every flag of run_finetuning (idempotent per process)."""
+    if "task" in FLAGS:
+        return
+    flags.DEFINE_enum("task", "custom", tasks.TASKS, "A GLUE task (reads its TSV layout from --data_dir, the task's "
+                                                     "directory of the GLUE download), or custom: your own files.")
+    flags.DEFINE_string("data_dir", None, "GLUE: the task's directory (e.g. glue_data/SST-2). custom: a directory "
+                                          "holding train, dev and optionally test files (.tsv, .csv or .jsonl).")
+    for split in ("train", "dev", "test"):
+        flags.DEFINE_string(f"{split}_file", None, f"custom: the {split} file (default: {split}.tsv/.csv/.jsonl in "
+                                                   "--data_dir).")
+    flags.DEFINE_string("text_a_column", "text", "custom: the column (or JSON field) of the text.")
+    flags.DEFINE_string("text_b_column", None, "custom: the column of the second text of a sentence-pair task.")
+    flags.DEFINE_string("label_column", "label", "custom: the column of the label (class name or number).")
+    flags.DEFINE_boolean("regression", False, "custom: the labels are numbers to predict (squared error), not classes.")
+    flags.DEFINE_string("init_checkpoint", None, "The pre-trained model: a model_dir of run_pretraining or "
+                                                 "convert_checkpoint, a checkpoint in one, or its "
+                                                 "export/discriminator. "
+                                                 "Without it the model is randomly initialised (see --model_size).")
+    flags.DEFINE_boolean("random_init", False, "Build the model --init_checkpoint describes (sizes, vocabulary) but "
+                                               "keep its random initialisation: the baseline to compare with.")
+    flags.DEFINE_enum("model_size", None, config_lib.SIZES, "Without --init_checkpoint: the paper size of the randomly "
+                                                            "initialised model (default small); the flags below "
+                                                            "override its values.")
+    fields = {f.name: f for f in dataclasses.fields(config_lib.ElectraConfig)}
+    for name in ARCHITECTURE_FIELDS:
+        run_flags.define_field(fields[name], None, config_lib.FIELD_HELP[name] + " Default: the checkpoint's, or "
+                                                                                 "--model_size's.")
+    flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt; required without --init_checkpoint (with one, it "
+                                            "must be the checkpoint's).")
+    flags.DEFINE_boolean("lowercase", None, "Lower-case and strip accents (BERT uncased). Default: as the model was "
+                                            "pre-trained (on without --init_checkpoint).")
+    for field in FINETUNING_FIELDS:
+        run_flags.define_field(field, field.default, finetuning_config.FIELD_HELP[field.name])
+    flags.DEFINE_string("output_dir", None, "Where checkpoints, TensorBoard logs, eval_results.json, test predictions "
+                                            "and the export go.")
+    flags.DEFINE_boolean("overwrite", False, "Replace the results of an earlier run_finetuning in --output_dir.")
+    flags.DEFINE_boolean("export", True, "Write the SavedModel of the best weights to <output_dir>/export.")
+    flags.DEFINE_integer("log_every_steps", 50, "Write TensorBoard training scalars every this many updates.")
+    flags.DEFINE_enum("mixed_precision", "none", list(run_flags.PRECISIONS), "Compute precision; variables stay "
+                                                                            "float32.")
+    flags.DEFINE_enum("distribution_strategy", "one_device", STRATEGIES + ("multi_worker_mirrored",),
+                      "tf.distribute strategy (fine-tuning trains with Keras fit: not multi_worker_mirrored).")
+    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --distribution_strategy=tpu.")
+    flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into this many logical devices (tries mirrored "
+                                               "training on a CPU machine); 0 = don't.")
+
+
+def _read_task():
+    """The task's examples, read and checked before TensorFlow starts."""
+    if FLAGS.task != "custom":
+        if not FLAGS.data_dir:
+            raise UserError(f"--task={FLAGS.task} needs --data_dir, the task's directory of the GLUE download")
+        for name in ("train_file", "dev_file", "test_file", "text_b_column"):
+            if FLAGS[name].present:
+                raise UserError(f"--{name} is for --task=custom; a GLUE task reads its standard files from --data_dir")
+        if FLAGS.regression:
+            raise UserError("--regression is for --task=custom (stsb is a regression already)")
+        return tasks.read_glue(FLAGS.task, FLAGS.data_dir, FLAGS.double_unordered)
+    files = {}
+    for split, required in (("train", True), ("dev", True), ("test", False)):
+        path = FLAGS[f"{split}_file"].value
+        if path is None:
+            if not FLAGS.data_dir:
+                raise UserError(f"--task=custom needs --data_dir or --{split}_file")
+            if not os.path.isdir(FLAGS.data_dir):
+                raise UserError(f"--data_dir {FLAGS.data_dir} is not a directory")
+            path = tasks.find_split_file(FLAGS.data_dir, split, required)
+        elif not os.path.isfile(path):
+            raise UserError(f"--{split}_file {path} does not exist")
+        files[split] = path
+    columns = tasks.CustomColumns(FLAGS.text_a_column, FLAGS.text_b_column, FLAGS.label_column)
+    return tasks.read_custom(files["train"], files["dev"], files["test"], columns, FLAGS.regression)
+
+
+def settings_from_flags():
+    """Checks the flags and reads the data; raises a UserError on a user mistake. No TensorFlow."""
+    if not FLAGS.output_dir:
+        raise UserError("--output_dir is required")
+    if FLAGS.distribution_strategy == "multi_worker_mirrored":
+        raise UserError("fine-tuning trains with Keras fit, which fails under MultiWorkerMirroredStrategy "
+                        "(keras-team/keras#20585); use one_device, mirrored (one machine, several GPUs) or tpu")
+    if FLAGS.distribution_strategy == "tpu" and not FLAGS.tpu:
+        raise UserError("--distribution_strategy=tpu needs --tpu (a TPU name, or 'local' on a TPU VM)")
+    if FLAGS.random_init and not FLAGS.init_checkpoint:
+        raise UserError("--random_init takes the model of --init_checkpoint; without a checkpoint the model is random "
+                        "anyway (give --model_size and --vocab_file)")
+    if not FLAGS.init_checkpoint and not FLAGS.vocab_file:
+        raise UserError("without --init_checkpoint, --vocab_file is required (the randomly initialised model's "
+                        "vocabulary)")
+    if FLAGS.log_every_steps <= 0:
+        raise UserError(f"--log_every_steps must be positive, got {FLAGS.log_every_steps}")
+    try:
+        config = finetuning_config.FinetuningConfig(**{f.name: FLAGS[f.name].value for f in FINETUNING_FIELDS})
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if config.num_train_epochs is not None and config.num_train_epochs != int(config.num_train_epochs):
+        raise UserError(f"--num_train_epochs must be a whole number (the dev split is evaluated after each epoch), "
+                        f"got {config.num_train_epochs}")
+    finetuning_config.check_output_dir(FLAGS.output_dir, FLAGS.overwrite)
+    data = _read_task()
+    if config.max_train_examples:
+        data = tasks.subsample(data, config.max_train_examples)
+    options = finetuning_config.RunOptions(
+        output_dir=FLAGS.output_dir, overwrite=FLAGS.overwrite, init_checkpoint=FLAGS.init_checkpoint,
+        random_init=FLAGS.random_init, model_size=FLAGS.model_size,
+        architecture={name: FLAGS[name].value for name in ARCHITECTURE_FIELDS if FLAGS[name].value is not None},
+        vocab_file=FLAGS.vocab_file, lowercase=FLAGS.lowercase,
+        precision_policy=run_flags.PRECISIONS[FLAGS.mixed_precision],
+        distribution_strategy=FLAGS.distribution_strategy, tpu=FLAGS.tpu, num_cpu_devices=FLAGS.num_cpu_devices,
+        log_every_steps=FLAGS.log_every_steps, export=FLAGS.export)
+    return data, config, options
+
+
+def main(argv):
+    del argv
+    data, config, options = settings_from_flags()
+    for line in data.summary():
+        print(line, flush=True)
+    cli.start_tensorflow()
+    from electra_tf.finetuning import runner
+
+    runner.run(data, config, options)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(cli.run(main))
