@@ -64,5 +64,8 @@ def test_samplers_are_keyed_and_chosen_by_the_config():
     assert not (sample(logits, config, 1.0, 4, tf.range(8), disallow_ids=tf.constant(first)).numpy() == first).any()
     gumbel = sample(logits, config.replace(sampler="gumbel"), 1.0, 4, tf.range(8)).numpy()
     np.testing.assert_array_equal(gumbel, gumbel_sample(logits, 1.0, config.seed, 4, tf.range(8)))
+    # A config recorded before the field existed was trained with Gumbel-max, and resumes so.
+    recorded = {k: v for k, v in config.to_dict().items() if k != "sampler"}
+    assert ElectraConfig.from_dict(recorded).sampler == "gumbel"
     with pytest.raises(ValueError, match="sampler"):
         config.replace(sampler="top_k")
