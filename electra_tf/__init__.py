@@ -10,6 +10,7 @@ _EXPORTS = {
     "ElectraEmbeddings": "electra_tf.modeling.embeddings",
     "GdesEmbeddings": "electra_tf.modeling.embeddings",
     "ElectraEncoder": "electra_tf.modeling.encoder",
+    "KeyedDropout": "electra_tf.modeling.dropout",
     "DiscriminatorHead": "electra_tf.modeling.heads",
     "GeneratorHead": "electra_tf.modeling.heads",
     "ElectraDiscriminator": "electra_tf.modeling.models",

@@ -51,7 +51,8 @@ def main(argv):
             save_checkpoints_steps=FLAGS.save_checkpoints_steps, keep_checkpoint_max=FLAGS.keep_checkpoint_max,
             log_every_steps=FLAGS.log_every_steps, example_every_steps=FLAGS.example_every_steps,
             shuffle_buffer=FLAGS.shuffle_buffer, gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
-            jit_compile=FLAGS.jit_compile, allow_changed_settings=FLAGS.allow_changed_settings,
+            jit_compile=FLAGS.jit_compile, rematerialize=FLAGS.rematerialize,
+            allow_changed_settings=FLAGS.allow_changed_settings,
             precision_policy=run_flags.PRECISIONS[FLAGS.mixed_precision])
         loop = training_loop.PretrainingLoop(settings, options, strategy)
     except UserError:

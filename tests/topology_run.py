@@ -31,8 +31,9 @@ def main(mode, out_path, accumulation=1):
 
     import electra_tf as et
 
+    # With dropout: its masks are keyed by the example's place in the global batch, like masking and sampling.
     config = et.ElectraConfig.for_size("tiny", vocab_size=300, pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4,
-                                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+                                       hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
     batches = [random_batch(config, GLOBAL_BATCH, seed=step) for step in range(STEPS)]
     with strategy.scope():
         keras.utils.set_random_seed(1)

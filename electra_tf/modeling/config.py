@@ -7,6 +7,7 @@ import json
 OBJECTIVES = ("electra", "mlm", "electra_15", "replace_mlm", "all_tokens_mlm")
 # How the generator's embeddings relate to the discriminator's (the main model's).
 EMBEDDING_SHARING = ("tied", "untied", "gdes")
+SAMPLERS = ("gumbel", "inverse_cdf")
 
 # Paper values (Clark et al. 2020, Table 6 and configure_pretraining.py).
 # "tiny" exists for tests: small enough to train a step in milliseconds.
@@ -68,6 +69,9 @@ class ElectraConfig:
             `untied_generator_embeddings`) or "gdes" (DeBERTaV3's gradient-disentangled sharing: the
             discriminator reads stop_gradient(generator's) + a residual that starts at zero).
         untied_generator_embeddings: the original's name for `embedding_sharing="untied"`.
+        sampler: how replacements are drawn from the generator's softmax: "inverse_cdf" (one
+            uniform per position; faster, bench/RESULTS.md) or "gumbel" (Gumbel-max, the
+            original's): the same distribution, other draws.
         objective: one of `OBJECTIVES` (see `electra_tf.pretraining.objectives`).
         seed: seeds masking, sampling, initialisation and data order.
         pad_id, unk_id, cls_id, sep_id, mask_id: the vocabulary's special tokens.
@@ -105,6 +109,7 @@ class ElectraConfig:
     gen_weight: float = 1.0
     disc_weight: float = 50.0
     temperature: float = 1.0
+    sampler: str = "inverse_cdf"
     final_temperature: float = 0.0
     disallow_correct: bool = False
     embedding_sharing: str = "tied"
@@ -121,6 +126,8 @@ class ElectraConfig:
         problems = []
         if self.objective not in OBJECTIVES:
             problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.sampler not in SAMPLERS:
+            problems.append(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if not 0.0 < self.mask_prob < 1.0:
             problems.append(f"mask_prob must be in (0, 1), got {self.mask_prob}")
         if not 0.0 < self.generator_hidden_size <= 1.0:
@@ -214,7 +221,8 @@ class ElectraConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown ElectraConfig fields: {', '.join(unknown)}")
-        return cls(**values)
+        # Configs recorded before `sampler` existed were trained with Gumbel-max.
+        return cls(**{"sampler": "gumbel", **values})
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -274,6 +282,8 @@ FIELD_HELP = {
                          "(of its hidden width); gdes: DeBERTaV3's gradient-disentangled sharing, the "
                          "discriminator's embeddings are stop_gradient(generator's) + a residual starting at zero.",
     "untied_generator_embeddings": "The original's name for --embedding_sharing=untied.",
+    "sampler": "How replacements are drawn from the generator: inverse_cdf (one random number per masked "
+               "position, faster) or gumbel (Gumbel-max, as the original): the same distribution.",
     "objective": "electra: generator + replaced-token detection on every token; electra_15: detection on the "
                  "masked positions only; mlm: a BERT-style masked LM of the discriminator's size; replace_mlm: "
                  "masked LM on generator-filled (not [MASK]) positions; all_tokens_mlm: predict every token's "

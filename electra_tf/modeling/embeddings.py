@@ -4,6 +4,14 @@ import keras
 import keras_hub
 
 from electra_tf.modeling.config import BuiltFromConfig
+from electra_tf.modeling.dropout import KeyedDropout
+
+# The embeddings' dropout id within a tower's dropout keys (the blocks' ids follow it: encoder.py).
+EMBEDDINGS_DROPOUT_ID = 0
+
+
+def _dropout(config, dtype):
+    return KeyedDropout(config.hidden_dropout_prob, key_id=EMBEDDINGS_DROPOUT_ID, dtype=dtype, name="dropout")
 
 
 def initializer(config):
@@ -54,7 +62,7 @@ class ElectraEmbeddings(BuiltFromConfig, keras.layers.Layer):
             dtype=self.dtype_policy, name="segment_embeddings")
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=config.layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm")
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = _dropout(config, self.dtype_policy)
 
     def build(self, input_ids_shape, segment_ids_shape=None):
         self.word_embeddings.build(input_ids_shape)
@@ -167,7 +175,7 @@ class GdesEmbeddings(ElectraEmbeddings):
                                                     embeddings_initializer="zeros", name="segment_embeddings", **zeros)
         self.layer_norm = _ResidualLayerNorm(epsilon=config.layer_norm_epsilon, gamma_initializer="zeros",
                                              name="layer_norm", **zeros)
-        self.dropout = keras.layers.Dropout(config.hidden_dropout_prob, dtype=self.dtype_policy)
+        self.dropout = _dropout(config, self.dtype_policy)
         for residual, base in ((self.word_embeddings, self.source.word_embeddings),
                                (self.position_embeddings, self.source.position_embeddings),
                                (self.segment_embeddings, self.source.segment_embeddings),

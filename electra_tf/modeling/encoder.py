@@ -1,10 +1,15 @@
 """One Transformer tower (generator or discriminator) over shared embeddings."""
 
+import functools
+
 import keras
 import keras_hub
+import tensorflow as tf
 
-from electra_tf.modeling.config import ElectraConfig
-from electra_tf.modeling.embeddings import ElectraEmbeddings, GdesEmbeddings, initializer
+from electra_tf.modeling import dropout
+from electra_tf.modeling.config import TOWERS, ElectraConfig
+from electra_tf.modeling.embeddings import EMBEDDINGS_DROPOUT_ID, ElectraEmbeddings, GdesEmbeddings, initializer
+from electra_tf.pretraining import keyed_random
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -13,6 +18,13 @@ def exact_gelu(x):
     # uses the tanh approximation, which breaks parity with checkpoints.
     # Computed in float32: TF's bfloat16 erf on CPU was ~12x slower (bench/RESULTS.md).
     return keras.ops.cast(keras.activations.gelu(keras.ops.cast(x, "float32"), approximate=False), x.dtype)
+
+
+def _run_block(block, x, padding_mask, training, keys):
+    # The keys are entered here, not around the loop, so that a recomputed block
+    # (rematerialize) sees them again when the backward pass re-runs it.
+    with dropout.dropout_keys(keys):
+        return block(x, padding_mask=padding_mask, training=training)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -24,10 +36,17 @@ class ElectraEncoder(keras.layers.Layer):
     When the embeddings' width differs from the tower's hidden size the tower
     owns a dense projection (the original's `embeddings_project`).
 
+    Every dropout is a `KeyedDropout`. Given `dropout_keys` (uint32
+    `[batch]`, one per example), the masks are a function of those keys, the
+    tower and the layer only; without them the tower draws per-call keys from
+    a seed generator (Keras' global seed sets it, as it sets Keras' dropout).
+
     Args:
         config: the `ElectraConfig`.
         tower: `"discriminator"` or `"generator"`: which of the config's widths and depths to use.
         embeddings: the `ElectraEmbeddings` to read tokens with (by default shared by both towers).
+        rematerialize: in training, keep only each block's input for the backward pass and
+            recompute the rest (same masks, same gradients; less memory, ~1/3 more compute).
         **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
@@ -40,12 +59,14 @@ class ElectraEncoder(keras.layers.Layer):
     (2, 16, 32)
     """
 
-    def __init__(self, config, tower, embeddings, **kwargs):
+    def __init__(self, config, tower, embeddings, rematerialize=False, **kwargs):
         kwargs.setdefault("name", f"{tower}_encoder")
         super().__init__(**kwargs)
         self.config = config
         self.tower = tower
         self.embeddings = embeddings
+        self.rematerialize = rematerialize
+        self.drops = config.hidden_dropout_prob > 0 or config.attention_probs_dropout_prob > 0
         self.hidden_size, self.num_heads, self.intermediate_size = config.tower_dims(tower)
         self.projection = None
         if embeddings.width != self.hidden_size:
@@ -77,7 +98,7 @@ class ElectraEncoder(keras.layers.Layer):
         if self.projection is not None:
             self.projection.build(shape)
         shape = tuple(input_ids_shape) + (self.hidden_size,)
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             block.build(shape)
             # TransformerEncoder has one dropout rate; BERT has a separate one for attention
             # probabilities, which lives in the attention layer. Keras' attention applies its
@@ -87,15 +108,31 @@ class ElectraEncoder(keras.layers.Layer):
             attention._dropout_layer.rate = self.config.attention_probs_dropout_prob
             block._self_attention_dropout.rate = self.config.hidden_dropout_prob
             block._feedforward_dropout.rate = self.config.hidden_dropout_prob
+            # Each dropout layer of the tower has its own id within the tower's keys.
+            first_id = EMBEDDINGS_DROPOUT_ID + 1 + 3 * i
+            dropout.KeyedDropout.adopt(attention._dropout_layer, first_id)
+            dropout.KeyedDropout.adopt(block._self_attention_dropout, first_id + 1)
+            dropout.KeyedDropout.adopt(block._feedforward_dropout, first_id + 2)
         self.built = True
 
-    def call(self, input_ids, segment_ids, input_mask, training=None):
-        x = self.embeddings(input_ids, segment_ids, training=training)
+    def call(self, input_ids, segment_ids, input_mask, training=None, dropout_keys=None):
+        keys = None
+        if training and self.drops:
+            if dropout_keys is None:
+                # The first block's generator (its dropouts are made with the larger rate, so they
+                # have one): a generator of the encoder's own would take a draw from Keras' global
+                # seed and so change every initial weight drawn after it.
+                generator = self.blocks[0]._feedforward_dropout.seed_generator
+                dropout_keys = dropout.keys_from_seed_generator(generator, tf.shape(input_ids)[0])
+            keys = keyed_random.fold(dropout_keys, 1 + TOWERS.index(self.tower))
+        with dropout.dropout_keys(keys):
+            x = self.embeddings(input_ids, segment_ids, training=training)
         if self.projection is not None:
             x = self.projection(x)
         padding_mask = keras.ops.cast(input_mask, "bool")
         for block in self.blocks:
-            x = block(x, padding_mask=padding_mask, training=training)
+            run = functools.partial(_run_block, block, padding_mask=padding_mask, training=training, keys=keys)
+            x = tf.recompute_grad(run)(x) if training and self.rematerialize else run(x)
         return x
 
     def compute_output_shape(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
@@ -115,6 +152,7 @@ class ElectraEncoder(keras.layers.Layer):
             "config": self.config.to_dict(),
             "tower": self.tower,
             "embeddings": keras.layers.serialize(self.embeddings),
+            "rematerialize": self.rematerialize,
         }
 
     @classmethod

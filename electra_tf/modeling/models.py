@@ -15,11 +15,15 @@ class _Tower(BuiltFromConfig, keras.Model):
     an `ElectraPretrainer` the towers are given theirs (one shared instance when tied).
     """
 
-    def __init__(self, config, embeddings=None, embedding_tower="discriminator", **kwargs):
+    def __init__(self, config, embeddings=None, embedding_tower="discriminator", rematerialize=False, **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        self.rematerialize = rematerialize
         self.embeddings = embeddings if embeddings is not None else ElectraEmbeddings(
             config, embedding_tower, dtype=self.dtype_policy)
+
+    def get_config(self):
+        return {**super().get_config(), "rematerialize": self.rematerialize}
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -28,12 +32,14 @@ class ElectraDiscriminator(_Tower):
 
     Takes a dict of int32 `[batch, seq]` tensors `input_ids`, `input_mask`,
     `segment_ids`; returns `sequence_output` `[batch, seq, hidden]` and
-    float32 `logits` `[batch, seq]` (positive = "replaced").
+    float32 `logits` `[batch, seq]` (positive = "replaced"). In training,
+    `dropout_keys` (uint32 `[batch]`) key the dropout masks (`ElectraEncoder`).
 
     Args:
         config: the `ElectraConfig`.
         embeddings: the `ElectraEmbeddings` to read tokens with (the pretrainer
             passes the ones it shares with the generator); a new set if omitted.
+        rematerialize: recompute each block in the backward pass (`ElectraEncoder`).
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
 
     Example:
@@ -45,14 +51,15 @@ class ElectraDiscriminator(_Tower):
     (2, 16)
     """
 
-    def __init__(self, config, embeddings=None, **kwargs):
+    def __init__(self, config, embeddings=None, rematerialize=False, **kwargs):
         kwargs.setdefault("name", "discriminator")
-        super().__init__(config, embeddings, **kwargs)
-        self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, dtype=self.dtype_policy)
+        super().__init__(config, embeddings, rematerialize=rematerialize, **kwargs)
+        self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, rematerialize, dtype=self.dtype_policy)
         self.head = DiscriminatorHead(config, dtype=self.dtype_policy)
 
-    def call(self, inputs, training=None):
-        hidden = self.encoder(inputs["input_ids"], inputs["segment_ids"], inputs["input_mask"], training=training)
+    def call(self, inputs, training=None, dropout_keys=None):
+        hidden = self.encoder(inputs["input_ids"], inputs["segment_ids"], inputs["input_mask"], training=training,
+                              dropout_keys=dropout_keys)
         return {"sequence_output": hidden, "logits": self.head(hidden)}
 
 
@@ -62,13 +69,14 @@ class ElectraGenerator(_Tower):
 
     Takes the dict of `ElectraDiscriminator` plus int32 `masked_lm_positions`
     `[batch, num_predictions]`; returns float32 logits
-    `[batch, num_predictions, vocab_size]`.
+    `[batch, num_predictions, vocab_size]`. `dropout_keys` as for `ElectraDiscriminator`.
 
     Args:
         config: the `ElectraConfig`.
         embeddings: the shared `ElectraEmbeddings`; a new set if omitted.
         tower: `"generator"` (ELECTRA's small generator) or `"discriminator"`
             (a full-size BERT-style MLM, the `objective="mlm"` baseline).
+        rematerialize: recompute each block in the backward pass (`ElectraEncoder`).
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
 
     Example:
@@ -81,15 +89,16 @@ class ElectraGenerator(_Tower):
     (2, 3, 30522)
     """
 
-    def __init__(self, config, embeddings=None, tower="generator", **kwargs):
+    def __init__(self, config, embeddings=None, tower="generator", rematerialize=False, **kwargs):
         kwargs.setdefault("name", "generator")
-        super().__init__(config, embeddings, tower, **kwargs)
+        super().__init__(config, embeddings, tower, rematerialize, **kwargs)
         self.tower = tower
-        self.encoder = ElectraEncoder(config, tower, self.embeddings, dtype=self.dtype_policy)
+        self.encoder = ElectraEncoder(config, tower, self.embeddings, rematerialize, dtype=self.dtype_policy)
         self.head = GeneratorHead(config, self.embeddings.word_embeddings, dtype=self.dtype_policy)
 
-    def call(self, inputs, training=None):
-        hidden = self.encoder(inputs["input_ids"], inputs["segment_ids"], inputs["input_mask"], training=training)
+    def call(self, inputs, training=None, dropout_keys=None):
+        hidden = self.encoder(inputs["input_ids"], inputs["segment_ids"], inputs["input_mask"], training=training,
+                              dropout_keys=dropout_keys)
         return self.head(hidden, inputs["masked_lm_positions"])
 
     def get_config(self):

@@ -1,7 +1,7 @@
 """Counter-based random numbers keyed by (seed, step, example).
 
-Masking and generator sampling must depend only on the seed, the global step
-and an example's position in the global batch, never on how many replicas or
+Masking, generator sampling and dropout must depend only on the seed, the
+global step and an example's position in the global batch, never on how many replicas or
 workers split that batch. TF's stateless ops do not vectorise over per-example
 seeds (`vectorized_map` falls back to a while loop) and give different
 streams with and without XLA, so we hash instead: the murmur3 32-bit
@@ -21,6 +21,7 @@ import tensorflow as tf
 MASKING = 1
 MASK_TOKEN = 2
 GUMBEL = 3
+DROPOUT = 4
 
 _GOLDEN = 0x9E3779B9  # odd: multiplying by it spreads consecutive counters
 
@@ -47,6 +48,11 @@ def example_keys(seed, step, example_index, stream):
     return _mix(key ^ _as_uint32(example_index))
 
 
+def fold(keys, salt):
+    """Keys of a sub-stream: `keys` hashed with the integer `salt` (e.g. a layer's id)."""
+    return _mix(keys ^ tf.constant(salt * _GOLDEN & 0xFFFFFFFF, tf.uint32))
+
+
 def uniform(keys, shape):
     """Floats in (0, 1) of shape `[len(keys)] + shape`, a function of the keys only."""
     shape = [int(dim) for dim in shape]
@@ -63,7 +69,15 @@ def uniform(keys, shape):
 # (bench/RESULTS.md), the same bits either way.
 @tf.function(jit_compile=True)
 def _uniform_flat(keys, size):
-    counter = tf.bitcast(tf.range(size, dtype=tf.int32), tf.uint32)
-    bits = _mix(_mix(keys[:, None] + counter[None, :] * tf.constant(_GOLDEN, tf.uint32)) ^ keys[:, None])
     # 24 random bits, centred in their bucket so neither 0 nor 1 can occur.
-    return (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) * (2.0 ** -24)
+    return (tf.cast(tf.bitwise.right_shift(bits(keys, size), 8), tf.float32) + 0.5) * (2.0 ** -24)
+
+
+def bits(keys, size):
+    """uint32 `[len(keys), size]`: the hash of each key with the element counter 0..size-1.
+
+    The one definition of the stream every keyed draw reads; plain ops, so
+    callers can fuse it into their own XLA kernels.
+    """
+    counter = tf.bitcast(tf.range(size, dtype=tf.int32), tf.uint32)
+    return _mix(_mix(keys[:, None] + counter[None, :] * tf.constant(_GOLDEN, tf.uint32)) ^ keys[:, None])

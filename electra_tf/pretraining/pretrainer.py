@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from electra_tf.modeling.config import BuiltFromConfig
 from electra_tf.modeling.models import standalone
-from electra_tf.pretraining import objectives
+from electra_tf.pretraining import keyed_random, objectives
 from electra_tf.training.replicas import global_sum, reduce_gradients_before_optimizer
 
 ELECTRA_METRICS = objectives.OBJECTIVES["electra"].metric_names
@@ -27,9 +27,9 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
     `segment_ids`, masks them, and minimises the objective's loss: for
     `objective="electra"` the generator fills the masks with its samples and
     the loss is `gen_weight * MLM + disc_weight * RTD`; the objectives are in
-    `electra_tf.pretraining.objectives`. Masking and sampling are keyed by
-    (config.seed, optimizer step, position in the global batch), so they are
-    reproducible and independent of the replica layout. Gradients are
+    `electra_tf.pretraining.objectives`. Masking, sampling and dropout are
+    keyed by (config.seed, optimizer step, position in the global batch), so
+    they are reproducible and independent of the replica layout (and of XLA). Gradients are
     all-reduced here, before the optimizer, so clipping sees the global
     gradient norm (Keras clips per replica otherwise).
 
@@ -42,6 +42,8 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         config: the `ElectraConfig`: the models' sizes and the objective's settings.
         num_train_steps: the run's length; needed when the sampling
             temperature is scheduled (`config.final_temperature`).
+        rematerialize: recompute each transformer block in the backward pass instead of
+            keeping its activations (`ElectraEncoder`): the same update in less memory.
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
 
     Example:
@@ -57,12 +59,13 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
     True
     """
 
-    def __init__(self, config, num_train_steps=None, **kwargs):
+    def __init__(self, config, num_train_steps=None, rematerialize=False, **kwargs):
         kwargs.setdefault("name", "electra_pretrainer")
         super().__init__(**kwargs)
         self.config = config
         self.num_train_steps = num_train_steps
-        self.objective = objectives.create(config, num_train_steps)
+        self.rematerialize = rematerialize
+        self.objective = objectives.create(config, num_train_steps, rematerialize)
         self.generator = self.discriminator = None
         # In the objective's order, which is the variables' order in checkpoints.
         for name, layer in self.objective.create_models(self.dtype_policy).items():
@@ -97,7 +100,7 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         self.built = True
 
     def get_config(self):
-        return {**super().get_config(), "num_train_steps": self.num_train_steps}
+        return {**super().get_config(), "num_train_steps": self.num_train_steps, "rematerialize": self.rematerialize}
 
     def compile(self, optimizer="adam", **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
@@ -124,8 +127,10 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
         input_mask = tf.cast(inputs["input_mask"], tf.int32)
         example_index = _example_index(tf.shape(input_ids)[0], example_offset)
         masked = self.objective.mask(input_ids, input_mask, step, example_index)
+        dropout_keys = keyed_random.example_keys(self.config.seed, step, example_index, keyed_random.DROPOUT)
         return {**masked, "input_ids": input_ids, "input_mask": input_mask,
-                "segment_ids": tf.cast(inputs["segment_ids"], tf.int32), "example_index": example_index}
+                "segment_ids": tf.cast(inputs["segment_ids"], tf.int32), "example_index": example_index,
+                "dropout_keys": dropout_keys}
 
     def _forward(self, masked, step, training):
         return self.objective.forward(masked, step, training)

@@ -24,7 +24,8 @@ MODEL_FIELDS = [f for f in dataclasses.fields(config_lib.ElectraConfig) if f.nam
 OPTIMIZER_FIELDS = list(dataclasses.fields(optimizer_config.OptimizerConfig))
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 PRECISIONS = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-_ENUMS = {"objective": config_lib.OBJECTIVES, "embedding_sharing": config_lib.EMBEDDING_SHARING}
+_ENUMS = {"objective": config_lib.OBJECTIVES, "embedding_sharing": config_lib.EMBEDDING_SHARING,
+          "sampler": config_lib.SAMPLERS}
 
 
 def define_field(field, default, help_text):
@@ -62,6 +63,9 @@ def define_flags():
                                                        "less memory.")
     flags.DEFINE_enum("mixed_precision", "none", list(PRECISIONS), "Compute precision; variables stay float32.")
     flags.DEFINE_boolean("jit_compile", False, "Compile the training loop with XLA.")
+    flags.DEFINE_boolean("rematerialize", False,
+                         "Recompute each transformer block in the backward pass instead of keeping its "
+                         "activations: the same update in less memory, for about a third more compute.")
     flags.DEFINE_enum("distribution_strategy", "one_device", STRATEGIES, "tf.distribute strategy.")
     flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --distribution_strategy=tpu.")
     flags.DEFINE_integer("num_cpu_devices", 0, "Split the CPU into this many logical devices "

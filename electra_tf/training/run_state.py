@@ -25,7 +25,7 @@ CHECKPOINTS = "checkpoints"
 # its weights: a resume may change them with --allow_changed_settings. Every other field is part of
 # the architecture, which the checkpoint fixes.
 CHANGEABLE_MODEL_FIELDS = ("max_seq_length", "mask_prob", "mask_token_prob", "temperature", "final_temperature",
-                           "disallow_correct", "gen_weight", "disc_weight", "hidden_dropout_prob",
+                           "sampler", "disallow_correct", "gen_weight", "disc_weight", "hidden_dropout_prob",
                            "attention_probs_dropout_prob")
 # The run flags recorded in `data_order`, compared on resume (data_sha256 stands for --data_dir).
 DATA_ORDER_FLAGS = ("train_batch_size", "gradient_accumulation_steps", "shuffle_buffer", "seed")

@@ -45,6 +45,8 @@ class LoopOptions:
     shuffle_buffer: int = 10000
     gradient_accumulation_steps: int = 1
     jit_compile: bool = False
+    # Recompute each transformer block in the backward pass (ElectraPretrainer): less memory, same update.
+    rematerialize: bool = False
     precision_policy: str = "float32"
     # Resume even if a setting that decides the data order changed (run_state.start_or_check).
     allow_changed_settings: bool = False
@@ -99,11 +101,12 @@ class PretrainingLoop:
         keras.mixed_precision.set_dtype_policy(options.precision_policy)
         with strategy.scope():
             keras.utils.set_random_seed(self.config.seed)
-            self.model = ElectraPretrainer(self.config, self.total_steps)
+            self.model = ElectraPretrainer(self.config, self.total_steps, options.rematerialize)
             self.model.compile(optimizer=create_optimizer(settings.optimizer))
         self.optimizer = self.model.optimizer
-        # Dropout's seed generators advance every step; the model's checkpoint leaves them out, and a
-        # resumed run would then draw other dropout masks than an uninterrupted one.
+        # The dropout layers' seed generators (the model's checkpoint leaves them out). Pre-training keys
+        # its masks by step and needs no state, but a layer used without keys draws from its generator,
+        # so they are saved and restored with the rest, and checkpoints holding them keep restoring.
         weights = {id(w) for w in self.model.weights}
         seeds = tf.Module()
         seeds.states = [v for v in self.model.variables if id(v) not in weights]

@@ -24,7 +24,7 @@ OBJECTIVES = {cls.name: cls for cls in (Electra, Mlm, Electra15, ReplaceMlm, All
 __all__ = ["OBJECTIVES", "Objective", "GeneratorObjective", "create"]
 
 
-def create(config, num_train_steps=None):
+def create(config, num_train_steps=None, rematerialize=False):
     """The objective `config.objective` names.
 
     Example:
@@ -32,4 +32,4 @@ def create(config, num_train_steps=None):
     >>> type(create(ElectraConfig.for_size("tiny", objective="replace_mlm"))).__name__
     'ReplaceMlm'
     """
-    return OBJECTIVES[config.objective](config, num_train_steps)
+    return OBJECTIVES[config.objective](config, num_train_steps, rematerialize)

@@ -83,7 +83,7 @@ class AllTokensMlm(GeneratorObjective):
     progress_metric = ("main_accuracy", "main_acc")
 
     def build_main(self, embeddings, dtype):
-        self.discriminator = ElectraDiscriminator(self.config, embeddings, dtype=dtype)
+        self.discriminator = ElectraDiscriminator(self.config, embeddings, self.rematerialize, dtype=dtype)
         self.all_tokens_head = GeneratorHead(self.config, embeddings.word_embeddings, name="all_tokens_predictions",
                                              dtype=dtype)
         return {"discriminator": self.discriminator, "all_tokens_head": self.all_tokens_head}
@@ -95,7 +95,8 @@ class AllTokensMlm(GeneratorObjective):
     def forward(self, masked, step, training):
         outputs = self.generate(masked, step, training)
         main = self.discriminator({"input_ids": outputs["corrupted_ids"], "input_mask": masked["input_mask"],
-                                   "segment_ids": masked["segment_ids"]}, training=training)
+                                   "segment_ids": masked["segment_ids"]},
+                                  training=training, dropout_keys=masked["dropout_keys"])
         hidden = main["sequence_output"]
         every_position = tf.broadcast_to(tf.range(tf.shape(hidden)[1]), tf.shape(hidden)[:2])
         return {**outputs, "rtd_logits": main["logits"], "main_logits": self.all_tokens_head(hidden, every_position)}

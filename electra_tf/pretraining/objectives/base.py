@@ -6,7 +6,7 @@ import tensorflow as tf
 from electra_tf.modeling.embeddings import ElectraEmbeddings, GdesEmbeddings
 from electra_tf.modeling.models import ElectraDiscriminator, ElectraGenerator, build_tower
 from electra_tf.pretraining.masking import mask_tokens, scatter_at_positions
-from electra_tf.pretraining.sampling import gumbel_sample, temperature_at
+from electra_tf.pretraining.sampling import sample, temperature_at
 
 # Metrics that need thresholds rather than a running mean.
 _THRESHOLDED = {"rtd_precision": keras.metrics.Precision, "rtd_recall": keras.metrics.Recall,
@@ -30,7 +30,8 @@ class Objective:
       size; it is exported, converted and fine-tuned.
     - `mask(input_ids, input_mask, step, example_index)`: which positions to
       predict and what the input shows there (the original's masking).
-    - `forward(masked, step, training)`: a dict of tensors, `masked`'s included.
+    - `forward(masked, step, training)`: a dict of tensors, `masked`'s included; every tower is
+      called with `dropout_keys=masked["dropout_keys"]`.
     - `losses(outputs, num_masked, num_real)`: this replica's share of the
       total loss (the global masked and real-token counts are given, so the
       shares of all replicas and micro-batches add up to it) and a dict of
@@ -42,6 +43,7 @@ class Objective:
         config: the `ElectraConfig`.
         num_train_steps: the run's length, for schedules over training (the
             sampling temperature); None when nothing is scheduled.
+        rematerialize: build the towers to recompute their blocks in the backward pass.
 
     Example:
 
@@ -57,9 +59,10 @@ class Objective:
     # The metric the progress line shows, and its short label.
     progress_metric = ("mlm_accuracy", "mlm_acc")
 
-    def __init__(self, config, num_train_steps=None):
+    def __init__(self, config, num_train_steps=None, rematerialize=False):
         self.config = config
         self.num_train_steps = num_train_steps
+        self.rematerialize = rematerialize
         self.generator = self.discriminator = None
 
     def create_models(self, dtype):
@@ -120,7 +123,8 @@ def masked_indicator(outputs):
 def predict_masked(mlm, masked, input_ids, training):
     """A masked LM's logits at `masked`'s positions, reading `input_ids`."""
     return mlm({"input_ids": input_ids, "input_mask": masked["input_mask"], "segment_ids": masked["segment_ids"],
-                "masked_lm_positions": masked["masked_lm_positions"]}, training=training)
+                "masked_lm_positions": masked["masked_lm_positions"]}, training=training,
+               dropout_keys=masked["dropout_keys"])
 
 
 def update_fraction(metric, numerator, denominator):
@@ -177,15 +181,16 @@ class GeneratorObjective(Objective):
 
     generator_metrics = ("mlm_loss", "mlm_accuracy", "sampled_accuracy")
 
-    def __init__(self, config, num_train_steps=None):
-        super().__init__(config, num_train_steps)
+    def __init__(self, config, num_train_steps=None, rematerialize=False):
+        super().__init__(config, num_train_steps, rematerialize)
         if config.final_temperature:
             self.metric_names = self.metric_names + ("temperature",)
 
     def build_models(self, dtype):
         generator_embeddings, main_embeddings = embeddings_for(self.config, dtype)
         self.embeddings = generator_embeddings
-        self.generator = ElectraGenerator(self.config, generator_embeddings, "generator", dtype=dtype)
+        self.generator = ElectraGenerator(self.config, generator_embeddings, "generator", self.rematerialize,
+                                          dtype=dtype)
         return {"embeddings": generator_embeddings, "generator": self.generator,
                 **self.build_main(main_embeddings, dtype)}
 
@@ -197,7 +202,7 @@ class GeneratorObjective(Objective):
         mlm_logits = predict_masked(self.generator, masked, masked["masked_ids"], training)
         disallow = masked["masked_lm_ids"] if self.config.disallow_correct else None
         temperature = temperature_at(self.config, step, self.num_train_steps)
-        sampled = gumbel_sample(mlm_logits, temperature, self.config.seed, step, masked["example_index"], disallow)
+        sampled = sample(mlm_logits, self.config, temperature, step, masked["example_index"], disallow)
         corrupted = scatter_at_positions(
             masked["masked_ids"], masked["masked_lm_positions"], sampled, masked["masked_lm_weights"] > 0)
         # A sample equal to the original is "original", not "replaced".

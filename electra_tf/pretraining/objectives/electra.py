@@ -35,13 +35,14 @@ class Electra(GeneratorObjective):
     progress_metric = ("rtd_accuracy", "rtd_acc")
 
     def build_main(self, embeddings, dtype):
-        self.discriminator = ElectraDiscriminator(self.config, embeddings, dtype=dtype)
+        self.discriminator = ElectraDiscriminator(self.config, embeddings, self.rematerialize, dtype=dtype)
         return {"discriminator": self.discriminator}
 
     def forward(self, masked, step, training):
         outputs = self.generate(masked, step, training)
         disc = self.discriminator({"input_ids": outputs["corrupted_ids"], "input_mask": masked["input_mask"],
-                                   "segment_ids": masked["segment_ids"]}, training=training)
+                                   "segment_ids": masked["segment_ids"]},
+                                  training=training, dropout_keys=masked["dropout_keys"])
         return {**outputs, "rtd_logits": disc["logits"]}
 
     def detection_weights(self, outputs):

@@ -36,7 +36,8 @@ class Mlm(Objective):
 
     def build_models(self, dtype):
         self.embeddings = ElectraEmbeddings(self.config, dtype=dtype)
-        self.generator = ElectraGenerator(self.config, self.embeddings, "discriminator", dtype=dtype)
+        self.generator = ElectraGenerator(self.config, self.embeddings, "discriminator", self.rematerialize,
+                                          dtype=dtype)
         self.discriminator = None
         return {"embeddings": self.embeddings, "generator": self.generator}
 

@@ -40,7 +40,8 @@ class ReplaceMlm(GeneratorObjective):
     progress_metric = ("main_accuracy", "main_acc")
 
     def build_main(self, embeddings, dtype):
-        self.main_mlm = ElectraGenerator(self.config, embeddings, "discriminator", name="main_mlm", dtype=dtype)
+        self.main_mlm = ElectraGenerator(self.config, embeddings, "discriminator", self.rematerialize, name="main_mlm",
+                                         dtype=dtype)
         return {"main_mlm": self.main_mlm}
 
     def forward(self, masked, step, training):
