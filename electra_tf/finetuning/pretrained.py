@@ -71,7 +71,7 @@ class Pretrained:
                 view.projection = encoder.projection
             prefix = os.path.join(self.saved_model, "variables", "variables")
             # The export's module holds the model as "discriminator", or "mlm" for an encoder export (serving).
-            root = "discriminator" if OBJECTIVES[self.config.objective].kept == "discriminator" else "mlm"
+            root = "discriminator" if OBJECTIVES[self.config.objective].export_name() == "discriminator" else "mlm"
             try:
                 (tf.train.Checkpoint(**{root: _Holder(encoder=view)}).read(prefix).expect_partial()
                  .assert_existing_objects_matched())

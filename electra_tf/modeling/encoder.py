@@ -15,6 +15,37 @@ def exact_gelu(x):
     return keras.ops.cast(keras.activations.gelu(keras.ops.cast(x, "float32"), approximate=False), x.dtype)
 
 
+def bert_block(config, tower, name, dtype=None):
+    """One keras-hub `TransformerEncoder` of the tower's width, configured as a BERT layer (build it with
+    `build_bert_block`)."""
+    _, num_heads, intermediate_size = config.tower_dims(tower)
+    return keras_hub.layers.TransformerEncoder(
+        intermediate_dim=intermediate_size,
+        num_heads=num_heads,
+        # The largest rate, so that every dropout layer is created able to drop (a Keras
+        # Dropout made with rate 0 has no random state); build_bert_block sets each one's own rate.
+        dropout=max(config.hidden_dropout_prob, config.attention_probs_dropout_prob),
+        activation=exact_gelu,
+        layer_norm_epsilon=config.layer_norm_epsilon,
+        kernel_initializer=initializer(config),
+        dtype=dtype,
+        name=name,
+    )
+
+
+def build_bert_block(block, shape, config):
+    """Builds a `bert_block` for inputs of `shape` and gives its dropout layers BERT's two rates."""
+    block.build(shape)
+    # TransformerEncoder has one dropout rate; BERT has a separate one for attention
+    # probabilities, which lives in the attention layer. Keras' attention applies its
+    # dropout layer only when its own `_dropout` is above 0, so both are set.
+    attention = block._self_attention_layer
+    attention._dropout = config.attention_probs_dropout_prob
+    attention._dropout_layer.rate = config.attention_probs_dropout_prob
+    block._self_attention_dropout.rate = config.hidden_dropout_prob
+    block._feedforward_dropout.rate = config.hidden_dropout_prob
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraEncoder(keras.layers.Layer):
     """Shared embeddings -> per-tower projection -> post-LayerNorm BERT blocks.
@@ -54,49 +85,50 @@ class ElectraEncoder(keras.layers.Layer):
             self.projection = keras.layers.Dense(
                 self.hidden_size, kernel_initializer="glorot_uniform",
                 dtype=self.dtype_policy, name="embeddings_project")
-        self.blocks = [
-            keras_hub.layers.TransformerEncoder(
-                intermediate_dim=self.intermediate_size,
-                num_heads=self.num_heads,
-                # The largest rate, so that every dropout layer is created able to drop (a Keras
-                # Dropout made with rate 0 has no random state); build() sets each one's own rate.
-                dropout=max(config.hidden_dropout_prob, config.attention_probs_dropout_prob),
-                activation=exact_gelu,
-                layer_norm_epsilon=config.layer_norm_epsilon,
-                kernel_initializer=initializer(config),
-                dtype=self.dtype_policy,
-                name=f"layer_{i}",
-            )
-            for i in range(config.tower_layers(tower))
-        ]
+        self.blocks = [bert_block(config, tower, f"layer_{i}", self.dtype_policy)
+                       for i in range(config.tower_layers(tower))]
+
+    def share_bottom(self, other, num_blocks, projection=True):
+        """Makes this encoder's first `num_blocks` blocks (and its projection) `other`'s: the same layers.
+
+        TEAMS's partial layer sharing (Shen et al. 2021): the generator runs the
+        discriminator's bottom layers. Call before building; the widths must agree.
+        """
+        if self.built or (self.hidden_size, self.num_heads) != (other.hidden_size, other.num_heads):
+            raise ValueError("share_bottom needs an unbuilt encoder as wide as the other")
+        for i in range(num_blocks):
+            self.blocks.pop(i)
+            self.blocks.insert(i, other.blocks[i])
+        if projection and other.projection is not None:
+            self.projection = other.projection
 
     def build(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
         if not self.embeddings.built:
             self.embeddings.build(input_ids_shape)
         shape = tuple(input_ids_shape) + (self.embeddings.width,)
-        if self.projection is not None:
+        # (Blocks or a projection shared with another encoder may be built already.)
+        if self.projection is not None and not self.projection.built:
             self.projection.build(shape)
         shape = tuple(input_ids_shape) + (self.hidden_size,)
         for block in self.blocks:
-            block.build(shape)
-            # TransformerEncoder has one dropout rate; BERT has a separate one for attention
-            # probabilities, which lives in the attention layer. Keras' attention applies its
-            # dropout layer only when its own `_dropout` is above 0, so both are set.
-            attention = block._self_attention_layer
-            attention._dropout = self.config.attention_probs_dropout_prob
-            attention._dropout_layer.rate = self.config.attention_probs_dropout_prob
-            block._self_attention_dropout.rate = self.config.hidden_dropout_prob
-            block._feedforward_dropout.rate = self.config.hidden_dropout_prob
+            if not block.built:
+                build_bert_block(block, shape, self.config)
         self.built = True
 
     def call(self, input_ids, segment_ids, input_mask, training=None):
+        return self.layer_outputs(input_ids, segment_ids, input_mask, training=training)[-1]
+
+    def layer_outputs(self, input_ids, segment_ids, input_mask, training=None):
+        """Every block's output, bottom first (`call` returns the last)."""
         x = self.embeddings(input_ids, segment_ids, training=training)
         if self.projection is not None:
             x = self.projection(x)
         padding_mask = keras.ops.cast(input_mask, "bool")
+        outputs = []
         for block in self.blocks:
             x = block(x, padding_mask=padding_mask, training=training)
-        return x
+            outputs.append(x)
+        return outputs
 
     def compute_output_shape(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
         return tuple(input_ids_shape) + (self.hidden_size,)

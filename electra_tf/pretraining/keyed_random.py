@@ -21,6 +21,7 @@ import tensorflow as tf
 MASKING = 1
 MASK_TOKEN = 2
 GUMBEL = 3
+CANDIDATES = 4
 
 _GOLDEN = 0x9E3779B9  # odd: multiplying by it spreads consecutive counters
 
