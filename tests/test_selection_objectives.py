@@ -132,7 +132,8 @@ def test_teams_losses_match_numpy():
 def test_teams_shares_layers_and_sends_each_loss_where_it_belongs():
     pretrainer = ElectraPretrainer(TEAMS)
     gen, disc = pretrainer.generator.encoder, pretrainer.discriminator.encoder
-    assert TEAMS.shared_generator_blocks == 1 and gen.blocks[0] is disc.blocks[0] and gen.blocks[1] is not disc.blocks[1]
+    assert TEAMS.shared_generator_blocks == 1
+    assert gen.blocks[0] is disc.blocks[0] and gen.blocks[1] is not disc.blocks[1]
     assert gen.projection is disc.projection and pretrainer.generator.embeddings is pretrainer.discriminator.embeddings
     weights = pretrainer.get_weights()
     batch = random_batch(TEAMS, 8, seed=3)

@@ -57,12 +57,13 @@ def pretrainer_variables(pretrainer):
     disc, gen = getattr(pretrainer, pretrainer.objective.kept), pretrainer.generator
     own = [] if gen.embeddings is disc.embeddings else embedding_tables(gen.embeddings.tables(), GENERATOR_SCOPE)
     head = [*_dense("discriminator_predictions/dense", disc.head.dense),
-            *_dense("discriminator_predictions/dense_1", disc.head.dense_prediction)]
+            *_dense("discriminator_predictions/dense_1", disc.head.dense_prediction)] \
+        if pretrainer.objective.detection_head else []
     return [
         *embedding_tables(disc.embeddings.tables()),
         *own,
         *encoder_variables(DISCRIMINATOR_SCOPE, disc.encoder.projection, disc.encoder.blocks),
-        *(head if pretrainer.objective.detection_head else []),
+        *head,
         *encoder_variables(GENERATOR_SCOPE, gen.encoder.projection, gen.encoder.blocks),
         *_dense("generator_predictions/dense", gen.head.dense),
         *_norm("generator_predictions/LayerNorm", gen.head.layer_norm),

@@ -133,9 +133,11 @@ class McBert(GeneratorObjective):
         bias = tf.where(candidates < 0, self.reject_option.bias, tf.gather(head.output_bias, words))
         logits = candidate_logits(head.layer_norm(head.dense(hidden)), embeddings, bias)
         labels = tf.where(outputs["rtd_labels"] > 0, ORIGINAL, REJECT)
-        return {**outputs, "candidate_ids": candidates, "candidate_positions": every_position,
-                "candidate_weights": tf.cast(scored, tf.float32), "candidate_logits": logits,
-                "candidate_labels": labels}
+        # log P(not rejected) - log P(rejected): "replaced" as the main model sees it (the text example's column).
+        replaced_logits = tf.reduce_logsumexp(logits[..., 1:], axis=-1) - logits[..., REJECT]
+        return {**outputs, "rtd_logits": replaced_logits, "candidate_ids": candidates,
+                "candidate_positions": every_position, "candidate_weights": tf.cast(scored, tf.float32),
+                "candidate_logits": logits, "candidate_labels": labels}
 
     def losses(self, outputs, num_masked, num_real):
         mlm_loss, mlm_losses = self.generator_loss(outputs, num_masked)
