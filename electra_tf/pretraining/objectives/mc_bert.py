@@ -6,8 +6,9 @@ import tensorflow as tf
 from electra_tf.modeling.config import BuiltFromConfig
 from electra_tf.modeling.embeddings import initializer
 from electra_tf.modeling.models import ElectraGenerator
-from electra_tf.pretraining.objectives.base import GeneratorObjective, at_positions, predict_masked, weighted_share
+from electra_tf.pretraining.objectives.base import at_positions, predict_masked, weighted_share
 from electra_tf.pretraining.objectives.selection import (
+    SelectionObjective,
     candidate_logits,
     draw_candidates,
     special_ids,
@@ -50,7 +51,7 @@ class RejectOption(BuiltFromConfig, keras.layers.Layer):
         self.built = True
 
 
-class McBert(GeneratorObjective):
+class McBert(SelectionObjective):
     """`mc_bert`: at every token, which candidate is the original, or is the input token itself the original?
 
     "MC-BERT: Efficient Language Pre-Training via a Meta Controller" (Xu et
@@ -92,13 +93,8 @@ class McBert(GeneratorObjective):
                     "mc_replaced_accuracy", "masked_fraction", "replaced_fraction")
     metric_groups = ("mlm", "mc")
     progress_metric = ("mc_accuracy", "mc_acc")
-    detection_head = False
     pretraining_only = "the multi-choice head (main_mlm's head and reject_option)"
     default_candidate_size = 10
-
-    def __init__(self, config, num_train_steps=None):
-        super().__init__(config, num_train_steps)
-        self.candidate_size = config.candidate_size or self.default_candidate_size
 
     def build_main(self, embeddings, dtype):
         self.main_mlm = ElectraGenerator(self.config, embeddings, "discriminator", name="main_mlm", dtype=dtype)

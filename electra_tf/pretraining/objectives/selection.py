@@ -6,7 +6,38 @@ import tensorflow as tf
 from electra_tf.modeling.config import BuiltFromConfig
 from electra_tf.modeling.embeddings import initializer
 from electra_tf.modeling.encoder import bert_block, build_bert_block, exact_gelu
+from electra_tf.pretraining.objectives.base import GeneratorObjective
 from electra_tf.pretraining.sampling import gumbel_top_k, temperature_at
+
+
+class SelectionObjective(GeneratorObjective):
+    """A generator objective whose main model chooses the original among candidates (teams, mc_bert).
+
+    Its heads are not ELECTRA's detector on the last layer (`detection_head`
+    False): exports hold the main model's encoder. `candidate_size` is
+    `config.candidate_size`, or the subclass's `default_candidate_size` when 0.
+    Subclasses return, besides their losses' inputs, `candidate_ids`,
+    `candidate_positions`, `candidate_weights`, `candidate_logits` and
+    `candidate_labels`, which the text example shows.
+
+    Args:
+        config: the `ElectraConfig`.
+        num_train_steps: the run's length (for a temperature schedule).
+
+    Example:
+
+    >>> from electra_tf.pretraining.objectives import create
+    >>> objective = create(ElectraConfig.for_size("tiny", objective="mc_bert", candidate_size=4))
+    >>> isinstance(objective, SelectionObjective), objective.candidate_size
+    (True, 4)
+    """
+
+    detection_head = False
+    default_candidate_size = None
+
+    def __init__(self, config, num_train_steps=None):
+        super().__init__(config, num_train_steps)
+        self.candidate_size = config.candidate_size or self.default_candidate_size
 
 
 def special_ids(config):

@@ -4,7 +4,6 @@ import tensorflow as tf
 
 from electra_tf.modeling.models import ElectraDiscriminator, ElectraGenerator, build_tower
 from electra_tf.pretraining.objectives.base import (
-    GeneratorObjective,
     at_positions,
     embeddings_for,
     update_rtd_metrics,
@@ -12,13 +11,14 @@ from electra_tf.pretraining.objectives.base import (
 )
 from electra_tf.pretraining.objectives.selection import (
     SelectionHead,
+    SelectionObjective,
     TaskLayers,
     draw_candidates,
     update_selection_metrics,
 )
 
 
-class Teams(GeneratorObjective):
+class Teams(SelectionObjective):
     """`teams`: replaced-token detection from an intermediate layer, and multi-word selection at the masked positions.
 
     "Training ELECTRA Augmented with Multi-word Selection" (Shen et al.,
@@ -61,13 +61,8 @@ class Teams(GeneratorObjective):
                     "replaced_fraction")
     metric_groups = ("mlm", "rtd", "mws")
     progress_metric = ("mws_accuracy", "mws_acc")
-    detection_head = False
     pretraining_only = "the detection task's own layers and head (rtd_layers, discriminator_predictions) and mws_head"
     default_candidate_size = 5
-
-    def __init__(self, config, num_train_steps=None):
-        super().__init__(config, num_train_steps)
-        self.candidate_size = config.candidate_size or self.default_candidate_size
 
     def build_models(self, dtype):
         config = self.config
