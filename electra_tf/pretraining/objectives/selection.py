@@ -103,7 +103,7 @@ class SelectionHead(BuiltFromConfig, keras.layers.Layer):
         self.layer_norm = keras.layers.LayerNormalization(epsilon=config.layer_norm_epsilon, dtype=self.dtype_policy,
                                                           name="layer_norm")
 
-    def build(self, hidden_shape, candidates_shape=None, bias_shape=None):
+    def build(self, hidden_shape, candidate_embeddings_shape=None, candidate_bias_shape=None):
         self.dense.build(hidden_shape)
         self.layer_norm.build(tuple(hidden_shape[:-1]) + (self.config.embedding_size,))
         self.built = True
