@@ -129,20 +129,28 @@ def export_checkpoint(options):
         pretrainer = run_state.restore_pretrainer(state, options.checkpoint)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
-    if pretrainer.discriminator is None:
+    if pretrainer.generator is None or (pretrainer.objective.kept != "discriminator"
+                                        and pretrainer.objective.detection_head):
         raise UserError(f"{options.model_dir} holds a {state.config.objective} run, which has no discriminator; only "
-                        "runs with one (electra, electra_15, all_tokens_mlm) convert")
+                        "runs with one (electra, electra_15, all_tokens_mlm, teams, mc_bert) convert")
     # Everything that can refuse runs before anything is written.
     backbone = keras_hub_export.build_backbone(pretrainer) if options.to_keras_hub else None
     lines = []
     if options.to_hf:
+        objective = pretrainer.objective
         tensors = pretrainer_weights.extract(pretrainer_weights.pretrainer_variables(pretrainer))
         with atomic_directory(options.to_hf) as staging:
             for tower in ("discriminator", "generator"):
                 hf_checkpoint.write_tower(tensors, state.config, tower, os.path.join(staging, tower),
-                                          state.vocab_file, state.lowercase)
-        lines.append(f"wrote {options.to_hf}/discriminator (ElectraForPreTraining) and {options.to_hf}/generator "
+                                          state.vocab_file, state.lowercase,
+                                          with_head=tower == "generator" or objective.detection_head)
+        architecture = hf_checkpoint.ARCHITECTURES["discriminator"] if objective.detection_head \
+            else hf_checkpoint.HEADLESS
+        lines.append(f"wrote {options.to_hf}/discriminator ({architecture}) and {options.to_hf}/generator "
                      "(ElectraForMaskedLM) for transformers' from_pretrained")
+        if not objective.detection_head:
+            lines.append(f"dropped {objective.pretraining_only}: {state.config.objective}'s pre-training heads, "
+                         "which transformers' ELECTRA has no place for")
     if backbone is not None:
         difference = keras_hub_export.gelu_difference(pretrainer, backbone)
         with atomic_directory(options.to_keras_hub) as staging:

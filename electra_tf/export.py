@@ -1,4 +1,4 @@
-r"""Exporting the discriminator (the encoder, for mlm and replace_mlm; optionally the generator) as SavedModels.
+r"""Exporting the discriminator (the encoder, for mlm, replace_mlm, teams, mc_bert; optionally the generator).
 
     python -m electra_tf.export --model_dir=runs/demo [--checkpoint=runs/demo/checkpoints/ckpt-800]
 

@@ -9,7 +9,8 @@ exit 0: at once before training, after the current step (with a
 checkpoint) during it, and without touching the previous export during the
 final export. At the end the discriminator is exported to
 <model_dir>/export/discriminator (for the masked-LM objectives, mlm and
-replace_mlm, the main model's encoder to <model_dir>/export/encoder).
+replace_mlm, and for teams and mc_bert, the main model's encoder to
+<model_dir>/export/encoder).
 """
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from electra_tf.utils.errors import UserError
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
+# A discriminator whose head is not ELECTRA's (teams, mc_bert) is written without it.
+HEADLESS = "ElectraModel"
 _SCOPES = {"discriminator": layout.DISCRIMINATOR_SCOPE, "generator": layout.GENERATOR_SCOPE}
 # Non-persistent buffers that older transformers releases saved; they carry no weights.
 _BUFFERS = ("electra.embeddings.position_ids", "electra.embeddings.token_type_ids")
@@ -61,11 +63,12 @@ def _is_kernel(name):
     return name.endswith("/kernel")
 
 
-def tower_shapes(tower, dims):
-    """Original name -> shape of everything one HF model holds (its own embeddings included)."""
+def tower_shapes(tower, dims, with_head=True):
+    """Original name -> shape of everything one HF model holds (its own embeddings included; its head unless not)."""
     scope = _SCOPES[tower]
     head = layout.discriminator_head_shapes if tower == "discriminator" else layout.generator_head_shapes
-    return {**layout.embedding_shapes(scope, dims), **layout.encoder_shapes(scope, dims), **head(dims)}
+    return {**layout.embedding_shapes(scope, dims), **layout.encoder_shapes(scope, dims),
+            **(head(dims) if with_head else {})}
 
 
 # ---------------------------------------------------------------- reading
@@ -175,40 +178,44 @@ def architecture(discriminator_config, generator_config=None):
 # ---------------------------------------------------------------- writing
 
 
-def hf_config(config, tower):
-    """The config.json transformers needs for one tower of `config` (an ElectraConfig)."""
+def hf_config(config, tower, with_head=True):
+    """The config.json transformers needs for one tower of `config` (an ElectraConfig); `ElectraModel` headless."""
     widths = config.tower_dims(tower)
     return {
         **{key: getattr(config, ours) for key, ours in _FIELDS.items()}, **dict(zip(_TOWER_WIDTHS, widths)),
         "embedding_size": config.tower_embedding_size(tower), "num_hidden_layers": config.tower_layers(tower),
-        "architectures": [ARCHITECTURES[tower]], "model_type": "electra", "hidden_act": "gelu",
+        "architectures": [ARCHITECTURES[tower] if with_head else HEADLESS], "model_type": "electra",
+        "hidden_act": "gelu",
         "pad_token_id": config.pad_id, "tie_word_embeddings": True, "dtype": "float32",
     }
 
 
-def tower_tensors(tensors, config, tower):
+def tower_tensors(tensors, config, tower, with_head=True):
     """`{transformers key: array}` of one tower, from a pretrainer's tensors.
 
     The generator reads `generator/embeddings/*` when the pretrainer has them
-    (untied or GDES), else the shared `electra/embeddings/*`.
+    (untied or GDES), else the shared `electra/embeddings/*`. Without its head
+    the tower is an `ElectraModel`, whose keys have no `electra.` prefix.
     """
     out = {}
-    for name in tower_shapes(tower, layout.TowerDims.of(config, tower)):
+    for name in tower_shapes(tower, layout.TowerDims.of(config, tower), with_head):
         source = name if name in tensors else name.replace(f"{layout.GENERATOR_SCOPE}/embeddings/",
                                                            f"{layout.DISCRIMINATOR_SCOPE}/embeddings/")
         value = tensors[source]
-        out[hf_key(name)] = np.ascontiguousarray(value.T if _is_kernel(name) else value)
+        key = hf_key(name) if with_head else hf_key(name).removeprefix("electra.")
+        out[key] = np.ascontiguousarray(value.T if _is_kernel(name) else value)
     return out
 
 
-def write_tower(tensors, config, tower, directory, vocab_file, lowercase):
+def write_tower(tensors, config, tower, directory, vocab_file, lowercase, with_head=True):
     """Writes config.json, model.safetensors and the tokenizer files of one tower into `directory`."""
     from safetensors.numpy import save_file
 
     os.makedirs(directory)
-    save_file(tower_tensors(tensors, config, tower), os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    save_file(tower_tensors(tensors, config, tower, with_head), os.path.join(directory, WEIGHTS),
+              metadata={"format": "pt"})
     with open(os.path.join(directory, CONFIG), "w", encoding="utf-8") as f:
-        json.dump(hf_config(config, tower), f, indent=2, sort_keys=True)
+        json.dump(hf_config(config, tower, with_head), f, indent=2, sort_keys=True)
     shutil.copyfile(vocab_file, os.path.join(directory, "vocab.txt"))
     with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
         json.dump({"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase,

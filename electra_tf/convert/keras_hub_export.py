@@ -61,7 +61,7 @@ def probe_batch(config, batch_size=4, seed=0):
 def gelu_difference(pretrainer, backbone, batch=None):
     """Largest |sequence_output difference| between ours and the backbone, over the probe's real tokens."""
     batch = batch or probe_batch(pretrainer.config)
-    ours = pretrainer.discriminator(batch, training=False)["sequence_output"]
+    ours = pretrainer.encoder(batch["input_ids"], batch["segment_ids"], batch["input_mask"], training=False)
     theirs = backbone({"token_ids": batch["input_ids"], "segment_ids": batch["segment_ids"],
                        "padding_mask": batch["input_mask"]}, training=False)["sequence_output"]
     real = batch["input_mask"].astype(bool)

@@ -46,20 +46,24 @@ def encoder_variables(scope, projection, blocks):
 
 
 def pretrainer_variables(pretrainer):
-    """Every variable of a pretrainer with a discriminator and a generator, with its original name.
+    """Every variable of a pretrainer with a main model and a generator, with its original name.
 
-    The discriminator's embeddings are what it reads: with GDES, the folded
-    tensors (which cannot be assigned). The generator's appear under
-    `generator/embeddings/` when they are not the discriminator's.
+    The main model is the kept one (the discriminator; mc_bert's main model),
+    under the discriminator's names; its head only when it is ELECTRA's
+    detector (`Objective.detection_head`). Its embeddings are what it reads:
+    with GDES, the folded tensors (which cannot be assigned). The generator's
+    appear under `generator/embeddings/` when they are not the main model's.
     """
-    disc, gen = pretrainer.discriminator, pretrainer.generator
+    disc, gen = getattr(pretrainer, pretrainer.objective.kept), pretrainer.generator
     own = [] if gen.embeddings is disc.embeddings else embedding_tables(gen.embeddings.tables(), GENERATOR_SCOPE)
+    head = [*_dense("discriminator_predictions/dense", disc.head.dense),
+            *_dense("discriminator_predictions/dense_1", disc.head.dense_prediction)] \
+        if pretrainer.objective.detection_head else []
     return [
         *embedding_tables(disc.embeddings.tables()),
         *own,
         *encoder_variables(DISCRIMINATOR_SCOPE, disc.encoder.projection, disc.encoder.blocks),
-        *_dense("discriminator_predictions/dense", disc.head.dense),
-        *_dense("discriminator_predictions/dense_1", disc.head.dense_prediction),
+        *head,
         *encoder_variables(GENERATOR_SCOPE, gen.encoder.projection, gen.encoder.blocks),
         *_dense("generator_predictions/dense", gen.head.dense),
         *_norm("generator_predictions/LayerNorm", gen.head.layer_norm),

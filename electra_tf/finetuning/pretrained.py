@@ -5,14 +5,14 @@
 - a checkpoint prefix inside one (`<model_dir>/checkpoints/ckpt-1000`);
 - an exported discriminator (`<model_dir>/export/discriminator`, with
   electra_config.json and vocab.txt beside saved_model.pb), or the encoder
-  export of a masked-LM objective (`<model_dir>/export/encoder`). Its
+  export of a masked-LM objective, teams or mc_bert (`<model_dir>/export/encoder`). Its
   lower-casing is read from the model_dir around it when there is one; a
   SavedModel copied elsewhere is taken as lower-cased unless told otherwise.
 
 Only the embeddings and encoder of the model pre-training was for are read
 (the pretrainer's `kept_model()`: the discriminator, or the main masked LM of
-the mlm and replace_mlm objectives; with GDES its residual folded in); the
-generator and the heads are dropped.
+the mlm and replace_mlm objectives, mc_bert's main model; with GDES its
+residual folded in); the generator and the heads are dropped.
 """
 
 import dataclasses
@@ -71,7 +71,7 @@ class Pretrained:
                 view.projection = encoder.projection
             prefix = os.path.join(self.saved_model, "variables", "variables")
             # The export's module holds the model as "discriminator", or "mlm" for an encoder export (serving).
-            root = "discriminator" if OBJECTIVES[self.config.objective].kept == "discriminator" else "mlm"
+            root = "discriminator" if OBJECTIVES[self.config.objective].export_name() == "discriminator" else "mlm"
             try:
                 (tf.train.Checkpoint(**{root: _Holder(encoder=view)}).read(prefix).expect_partial()
                  .assert_existing_objects_matched())

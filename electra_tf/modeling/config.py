@@ -4,7 +4,7 @@ import dataclasses
 import json
 
 # What each does: electra_tf/pretraining/objectives/ and BUILD.md, "Objectives".
-OBJECTIVES = ("electra", "mlm", "electra_15", "replace_mlm", "all_tokens_mlm")
+OBJECTIVES = ("electra", "mlm", "electra_15", "replace_mlm", "all_tokens_mlm", "teams", "mc_bert")
 # How the generator's embeddings relate to the discriminator's (the main model's).
 EMBEDDING_SHARING = ("tied", "untied", "gdes")
 SAMPLERS = ("gumbel", "inverse_cdf")
@@ -73,6 +73,14 @@ class ElectraConfig:
             uniform per position; faster, bench/RESULTS.md) or "gumbel" (Gumbel-max, the
             original's): the same distribution, other draws.
         objective: one of `OBJECTIVES` (see `electra_tf.pretraining.objectives`).
+        candidate_size: candidates per position of the selection objectives, the original included;
+            0: the objective's default (teams 5, mc_bert 10 with the reject option).
+        mws_weight, teams_rtd_weight: teams' loss weights of multi-word selection (2) and of
+            replaced-token detection (5), TF Model Garden's `teams.py` defaults.
+        num_task_agnostic_layers: teams: discriminator layers both of its tasks share; the detection
+            task has `num_layers` minus these of its own (0: `num_layers - 1`, Model Garden's 11 of 12).
+        shared_generator_layers: teams: the share of the generator's layers that are the discriminator's
+            bottom layers (0.5, Model Garden's 3 of 6; 0: none).
         seed: seeds masking, sampling, initialisation and data order.
         pad_id, unk_id, cls_id, sep_id, mask_id: the vocabulary's special tokens.
 
@@ -115,6 +123,11 @@ class ElectraConfig:
     embedding_sharing: str = "tied"
     untied_generator_embeddings: bool = False
     objective: str = "electra"
+    candidate_size: int = 0
+    mws_weight: float = 2.0
+    teams_rtd_weight: float = 5.0
+    num_task_agnostic_layers: int = 0
+    shared_generator_layers: float = 0.5
     seed: int = 0
     pad_id: int = 0
     unk_id: int = 100
@@ -151,6 +164,7 @@ class ElectraConfig:
             problems.append(f"temperature must be positive, got {self.temperature}")
         if self.final_temperature < 0:
             problems.append(f"final_temperature must be positive (or 0: no schedule), got {self.final_temperature}")
+        problems += self._selection_problems()
         gen_hidden, gen_heads, _ = self.generator_dims
         if gen_hidden % gen_heads:
             problems.append(f"generator hidden size {gen_hidden} is not divisible by its {gen_heads} heads")
@@ -159,6 +173,45 @@ class ElectraConfig:
                 problems.append(f"{name} {getattr(self, name)} is outside the vocabulary (size {self.vocab_size})")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _selection_problems(self):
+        """What is wrong with the settings of teams and mc_bert (nothing for the other objectives)."""
+        problems = []
+        if self.candidate_size < 0 or self.candidate_size == 1 or self.candidate_size > self.vocab_size // 2:
+            problems.append(f"candidate_size must be 0 (the objective's default) or from 2 to half the vocabulary "
+                            f"({self.vocab_size // 2}), got {self.candidate_size}")
+        if self.objective == "mc_bert" and self.candidate_size == 2:
+            problems.append("mc_bert's candidates are the reject option, the original and at least one other: "
+                            "candidate_size must be at least 3")
+        if self.objective != "teams":
+            return problems
+        if not 0 <= self.num_task_agnostic_layers < self.num_layers:
+            problems.append(f"num_task_agnostic_layers must be below num_layers ({self.num_layers}), or 0 for "
+                            f"num_layers - 1; got {self.num_task_agnostic_layers}")
+        if not 0.0 <= self.shared_generator_layers <= 1.0:
+            problems.append(f"shared_generator_layers is a fraction of the generator's layers in [0, 1], got "
+                            f"{self.shared_generator_layers}")
+        elif self.shared_generator_blocks and self.generator_dims != self.discriminator_dims:
+            problems.append("teams shares the generator's bottom layers with the discriminator, so the generator "
+                            "must be as wide: set generator_hidden_size=1.0 (Model Garden's TEAMS: full width, "
+                            "generator_layers=0.5), or shared_generator_layers=0")
+        if self.sharing == "gdes":
+            problems.append("teams shares the embeddings as they are (tied) or not at all (untied); "
+                            "embedding_sharing=gdes is not supported with it")
+        if self.disc_weight != ElectraConfig.disc_weight:
+            problems.append("teams weighs replaced-token detection with teams_rtd_weight (default 5, Model "
+                            "Garden's), not disc_weight: leave disc_weight at its default")
+        return problems
+
+    @property
+    def task_agnostic_layers(self):
+        """teams: the discriminator layers under both its tasks (`num_task_agnostic_layers`; 0: all but one)."""
+        return self.num_task_agnostic_layers or self.num_layers - 1
+
+    @property
+    def shared_generator_blocks(self):
+        """teams: how many of the generator's bottom layers are the discriminator's (rounded down)."""
+        return int(self.tower_layers("generator") * self.shared_generator_layers)
 
     @classmethod
     def for_size(cls, name, **overrides):
@@ -272,7 +325,8 @@ FIELD_HELP = {
     "mask_prob": "Share of real tokens masked per example (0.15; 0.25 for large).",
     "mask_token_prob": "Share of masked positions shown as [MASK]; the rest keep their token.",
     "gen_weight": "Weight of the generator's MLM loss.",
-    "disc_weight": "Weight of the discriminator's replaced-token-detection loss.",
+    "disc_weight": "Weight of the discriminator's replaced-token-detection loss (mc_bert: of its multi-choice loss, "
+                   "its lambda, 50 as in its code).",
     "temperature": "Temperature of the generator's sampling (at step 0 when --final_temperature is set).",
     "final_temperature": "If above 0, the sampling temperature moves linearly from --temperature at step 0 to this "
                          "at --num_train_steps (Fast-ELECTRA's decreasing temperature); 0 keeps it constant.",
@@ -287,6 +341,17 @@ FIELD_HELP = {
     "objective": "electra: generator + replaced-token detection on every token; electra_15: detection on the "
                  "masked positions only; mlm: a BERT-style masked LM of the discriminator's size; replace_mlm: "
                  "masked LM on generator-filled (not [MASK]) positions; all_tokens_mlm: predict every token's "
-                 "identity with a copy mechanism (ELECTRA paper, section 3.5).",
+                 "identity with a copy mechanism (ELECTRA paper, section 3.5); teams: detection from an intermediate "
+                 "layer plus multi-word selection at the masked positions (Shen et al. 2021); mc_bert: a multi-choice "
+                 "cloze test with a reject option at every token (Xu et al. 2020).",
+    "candidate_size": "teams and mc_bert: candidates per position, the original included (0: the objective's "
+                      "default, teams 5, mc_bert 10 with its reject option).",
+    "mws_weight": "teams: weight of the multi-word selection loss (Model Garden's 2).",
+    "teams_rtd_weight": "teams: weight of its replaced-token detection loss (Model Garden's 5; --disc_weight is "
+                        "ELECTRA's and mc_bert's).",
+    "num_task_agnostic_layers": "teams: discriminator layers shared by detection and selection; detection has the "
+                                "remaining ones of its own (0: all but one, Model Garden's 11 of 12).",
+    "shared_generator_layers": "teams: share of the generator's layers that are the discriminator's bottom ones "
+                               "(0.5, Model Garden's 3 of 6; 0: none). Needs --generator_hidden_size=1.0.",
     "seed": "Seed of masking, sampling, initialisation and data order.",
 }

@@ -27,6 +27,52 @@ def _run_block(block, x, padding_mask, training, keys):
         return block(x, padding_mask=padding_mask, training=training)
 
 
+def bert_block(config, tower, name, dtype=None):
+    """One keras-hub `TransformerEncoder` of the tower's width, configured as a BERT layer (build it with
+    `build_bert_block`)."""
+    _, num_heads, intermediate_size = config.tower_dims(tower)
+    return keras_hub.layers.TransformerEncoder(
+        intermediate_dim=intermediate_size,
+        num_heads=num_heads,
+        # The largest rate, so that every dropout layer is created able to drop (a Keras
+        # Dropout made with rate 0 has no random state); build_bert_block sets each one's own rate.
+        dropout=max(config.hidden_dropout_prob, config.attention_probs_dropout_prob),
+        activation=exact_gelu,
+        layer_norm_epsilon=config.layer_norm_epsilon,
+        kernel_initializer=initializer(config),
+        dtype=dtype,
+        name=name,
+    )
+
+
+def block_dropout_id(index):
+    """The dropout id of the first of a tower's block `index`'s three dropout layers (ids are unique per tower)."""
+    return EMBEDDINGS_DROPOUT_ID + 1 + 3 * index
+
+
+def build_bert_block(block, shape, config, index):
+    """Builds a `bert_block` for inputs of `shape`, gives its dropout layers BERT's two rates and makes
+    them `KeyedDropout`s with the ids of block `index` of its tower."""
+    block.build(shape)
+    # TransformerEncoder has one dropout rate; BERT has a separate one for attention
+    # probabilities, which lives in the attention layer. Keras' attention applies its
+    # dropout layer only when its own `_dropout` is above 0, so both are set.
+    attention = block._self_attention_layer
+    attention._dropout = config.attention_probs_dropout_prob
+    attention._dropout_layer.rate = config.attention_probs_dropout_prob
+    block._self_attention_dropout.rate = config.hidden_dropout_prob
+    block._feedforward_dropout.rate = config.hidden_dropout_prob
+    first_id = block_dropout_id(index)
+    dropout.KeyedDropout.adopt(attention._dropout_layer, first_id)
+    dropout.KeyedDropout.adopt(block._self_attention_dropout, first_id + 1)
+    dropout.KeyedDropout.adopt(block._feedforward_dropout, first_id + 2)
+
+
+def tower_dropout_keys(dropout_keys, tower):
+    """The keys a tower's dropout layers draw with, from the step's per-example `dropout_keys`."""
+    return keyed_random.fold(dropout_keys, 1 + TOWERS.index(tower))
+
+
 @keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraEncoder(keras.layers.Layer):
     """Shared embeddings -> per-tower projection -> post-LayerNorm BERT blocks.
@@ -75,47 +121,42 @@ class ElectraEncoder(keras.layers.Layer):
             self.projection = keras.layers.Dense(
                 self.hidden_size, kernel_initializer="glorot_uniform",
                 dtype=self.dtype_policy, name="embeddings_project")
-        self.blocks = [
-            keras_hub.layers.TransformerEncoder(
-                intermediate_dim=self.intermediate_size,
-                num_heads=self.num_heads,
-                # The largest rate, so that every dropout layer is created able to drop (a Keras
-                # Dropout made with rate 0 has no random state); build() sets each one's own rate.
-                dropout=max(config.hidden_dropout_prob, config.attention_probs_dropout_prob),
-                activation=exact_gelu,
-                layer_norm_epsilon=config.layer_norm_epsilon,
-                kernel_initializer=initializer(config),
-                dtype=self.dtype_policy,
-                name=f"layer_{i}",
-            )
-            for i in range(config.tower_layers(tower))
-        ]
+        self.blocks = [bert_block(config, tower, f"layer_{i}", self.dtype_policy)
+                       for i in range(config.tower_layers(tower))]
+
+    def share_bottom(self, other, num_blocks, projection=True):
+        """Makes this encoder's first `num_blocks` blocks (and its projection) `other`'s: the same layers.
+
+        TEAMS's partial layer sharing (Shen et al. 2021): the generator runs the
+        discriminator's bottom layers. Call before building; the widths must agree.
+        """
+        if self.built or (self.hidden_size, self.num_heads) != (other.hidden_size, other.num_heads):
+            raise ValueError("share_bottom needs an unbuilt encoder as wide as the other")
+        for i in range(num_blocks):
+            self.blocks.pop(i)
+            self.blocks.insert(i, other.blocks[i])
+        if projection and other.projection is not None:
+            self.projection = other.projection
 
     def build(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
         if not self.embeddings.built:
             self.embeddings.build(input_ids_shape)
         shape = tuple(input_ids_shape) + (self.embeddings.width,)
-        if self.projection is not None:
+        # (Blocks or a projection shared with another encoder may be built already.)
+        if self.projection is not None and not self.projection.built:
             self.projection.build(shape)
         shape = tuple(input_ids_shape) + (self.hidden_size,)
         for i, block in enumerate(self.blocks):
-            block.build(shape)
-            # TransformerEncoder has one dropout rate; BERT has a separate one for attention
-            # probabilities, which lives in the attention layer. Keras' attention applies its
-            # dropout layer only when its own `_dropout` is above 0, so both are set.
-            attention = block._self_attention_layer
-            attention._dropout = self.config.attention_probs_dropout_prob
-            attention._dropout_layer.rate = self.config.attention_probs_dropout_prob
-            block._self_attention_dropout.rate = self.config.hidden_dropout_prob
-            block._feedforward_dropout.rate = self.config.hidden_dropout_prob
-            # Each dropout layer of the tower has its own id within the tower's keys.
-            first_id = EMBEDDINGS_DROPOUT_ID + 1 + 3 * i
-            dropout.KeyedDropout.adopt(attention._dropout_layer, first_id)
-            dropout.KeyedDropout.adopt(block._self_attention_dropout, first_id + 1)
-            dropout.KeyedDropout.adopt(block._feedforward_dropout, first_id + 2)
+            if not block.built:
+                build_bert_block(block, shape, self.config, i)
         self.built = True
 
     def call(self, input_ids, segment_ids, input_mask, training=None, dropout_keys=None):
+        return self.layer_outputs(input_ids, segment_ids, input_mask, training=training,
+                                  dropout_keys=dropout_keys)[-1]
+
+    def layer_outputs(self, input_ids, segment_ids, input_mask, training=None, dropout_keys=None):
+        """Every block's output, bottom first (`call` returns the last)."""
         keys = None
         if training and self.drops:
             if dropout_keys is None:
@@ -124,16 +165,18 @@ class ElectraEncoder(keras.layers.Layer):
                 # seed and so change every initial weight drawn after it.
                 generator = self.blocks[0]._feedforward_dropout.seed_generator
                 dropout_keys = dropout.keys_from_seed_generator(generator, tf.shape(input_ids)[0])
-            keys = keyed_random.fold(dropout_keys, 1 + TOWERS.index(self.tower))
+            keys = tower_dropout_keys(dropout_keys, self.tower)
         with dropout.dropout_keys(keys):
             x = self.embeddings(input_ids, segment_ids, training=training)
         if self.projection is not None:
             x = self.projection(x)
         padding_mask = keras.ops.cast(input_mask, "bool")
+        outputs = []
         for block in self.blocks:
             run = functools.partial(_run_block, block, padding_mask=padding_mask, training=training, keys=keys)
             x = tf.recompute_grad(run)(x) if training and self.rematerialize else run(x)
-        return x
+            outputs.append(x)
+        return outputs
 
     def compute_output_shape(self, input_ids_shape, segment_ids_shape=None, input_mask_shape=None):
         return tuple(input_ids_shape) + (self.hidden_size,)

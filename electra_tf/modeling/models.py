@@ -106,7 +106,9 @@ class ElectraGenerator(_Tower):
 
 
 def build_tower(model, seq_length):
-    """Creates the variables of an ElectraDiscriminator or ElectraGenerator without running it."""
+    """Creates the variables of an ElectraDiscriminator or ElectraGenerator without running it (once)."""
+    if model.built:
+        return
     model.encoder.build((None, seq_length))
     if isinstance(model, ElectraDiscriminator):
         model.head.build((None, seq_length, model.encoder.hidden_size))

@@ -22,6 +22,7 @@ MASKING = 1
 MASK_TOKEN = 2
 GUMBEL = 3
 DROPOUT = 4
+CANDIDATES = 5
 
 _GOLDEN = 0x9E3779B9  # odd: multiplying by it spreads consecutive counters
 

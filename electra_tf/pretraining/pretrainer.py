@@ -35,8 +35,9 @@ class ElectraPretrainer(BuiltFromConfig, keras.Model):
 
     The objective's models are attributes: `embeddings` (the generator's,
     shared with the discriminator when tied), `generator`, `discriminator`
-    (None for the masked-LM objectives) and any others it has (`main_mlm`,
-    `all_tokens_head`). `kept_model()` is the one pre-training is for.
+    (None for the masked-LM objectives and mc_bert) and any others it has
+    (`main_mlm`, `all_tokens_head`, teams' `rtd_layers` and `mws_head`,
+    mc_bert's `reject_option`). `kept_model()` is the one pre-training is for.
 
     Args:
         config: the `ElectraConfig`: the models' sizes and the objective's settings.

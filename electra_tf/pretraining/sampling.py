@@ -84,6 +84,37 @@ def _inverse_cdf(scaled, u):
     return tf.minimum(block * _BLOCK + offset, vocab - 1)
 
 
+def gumbel_top_k(logits, k, temperature, seed, step, example_index, excluded):
+    """`k` distinct token ids per position, drawn without replacement from softmax(logits / temperature).
+
+    Gumbel-top-k: the k largest of logits / T + g are a draw of k tokens without
+    replacement (Kool et al. 2019), what TF Model Garden's TEAMS does with k
+    rounds of argmax. Tokens where `excluded` is True are never drawn. The noise
+    is keyed like the masking (its own stream). No gradient flows through the draw.
+
+    Args:
+        logits: float32 `[B, P, V]`.
+        k: how many tokens per position; fewer than the tokens not excluded.
+        temperature: a number or a scalar tensor.
+        seed, step, example_index: the keys of the noise (`keyed_random.example_keys`).
+        excluded: bool, broadcastable to `[B, P, V]`: the tokens never drawn.
+
+    Example:
+
+    >>> logits = tf.zeros([1, 2, 8])
+    >>> excluded = tf.one_hot([[0, 1]], 8) > 0  # the original tokens, 0 and 1
+    >>> drawn = gumbel_top_k(logits, 3, 1.0, 0, 0, tf.range(1), excluded).numpy()
+    >>> drawn.shape, [len(set(row)) for row in drawn[0]], bool((drawn[0, 0] != 0).all())
+    ((1, 2, 3), [3, 3], True)
+    """
+    logits = tf.stop_gradient(logits)
+    keys = keyed_random.example_keys(seed, step, example_index, keyed_random.CANDIDATES)
+    noise = keyed_random.uniform(keys, logits.shape[1:])
+    gumbel = -tf.math.log(-tf.math.log(noise + 1e-9) + 1e-9)
+    scores = tf.where(excluded, -float("inf"), logits / temperature + gumbel)
+    return tf.math.top_k(scores, k=k, sorted=True).indices
+
+
 def temperature_at(config, step, num_train_steps=None):
     """The sampling temperature at `step` (a number or a scalar tensor).
 

@@ -9,8 +9,9 @@
   rtd_probabilities) and `serve_text` (raw strings -> tokens,
   rtd_probabilities, pooled_output, tokenized in the graph with tf-text);
 - `<root>/encoder` for the masked-LM objectives (mlm, replace_mlm): the
-  main masked LM's encoder, with the same signatures less
-  rtd_probabilities;
+  main masked LM's encoder, and for teams and mc_bert the discriminator's
+  encoder (their heads are pre-training only), with the same signatures
+  less rtd_probabilities;
 
 plus `vocab.txt` and `electra_config.json` beside it. It loads with
 `tf.saved_model.load` (after `import tensorflow_text`) in a process that
@@ -111,7 +112,7 @@ def export_pretrainer(pretrainer, vocab_file, export_root, lowercase=True, expor
     """Writes `export_root/discriminator` or `export_root/encoder` (and `export_root/generator`); returns its path."""
     config = pretrainer.config
     kept = pretrainer.kept_model()
-    if isinstance(kept, ElectraDiscriminator):
+    if isinstance(kept, ElectraDiscriminator) and pretrainer.objective.export_name() == "discriminator":
         module, path = DiscriminatorServing(kept, load_vocab(vocab_file), config, lowercase), "discriminator"
     else:
         module, path = EncoderServing(kept, load_vocab(vocab_file), config, lowercase), "encoder"

@@ -26,7 +26,7 @@ CHECKPOINTS = "checkpoints"
 # the architecture, which the checkpoint fixes.
 CHANGEABLE_MODEL_FIELDS = ("max_seq_length", "mask_prob", "mask_token_prob", "temperature", "final_temperature",
                            "sampler", "disallow_correct", "gen_weight", "disc_weight", "hidden_dropout_prob",
-                           "attention_probs_dropout_prob")
+                           "attention_probs_dropout_prob", "candidate_size", "mws_weight", "teams_rtd_weight")
 # The run flags recorded in `data_order`, compared on resume (data_sha256 stands for --data_dir).
 DATA_ORDER_FLAGS = ("train_batch_size", "gradient_accumulation_steps", "shuffle_buffer", "seed")
 

@@ -3,9 +3,10 @@
 import numpy as np
 
 # TensorBoard puts tags with the same prefix in one section. Metrics are named "<group>_<what>"
-# (rtd_auc, mlm_accuracy, main_accuracy: the main model of replace_mlm and all_tokens_mlm) or
-# "<what>_loss"; these few are named otherwise.
-_GROUPS = ("mlm", "rtd", "main")
+# (rtd_auc, mlm_accuracy, main_accuracy: the main model of replace_mlm and all_tokens_mlm; mws_accuracy:
+# teams' multi-word selection; mc_accuracy: mc_bert's multi-choice cloze) or "<what>_loss"; these few are
+# named otherwise.
+_GROUPS = ("mlm", "rtd", "main", "mws", "mc")
 _OTHER_TAGS = {"loss": "loss/total", "sampled_accuracy": "mlm/sampled_accuracy",
                "masked_fraction": "mlm/masked_fraction", "replaced_fraction": "rtd/replaced_fraction",
                "temperature": "mlm/sampling_temperature"}
@@ -55,10 +56,28 @@ def example_table(outputs, vocab):
         probability = 1 / (1 + np.exp(-np.asarray(logits, np.float64)[:real]))
     else:
         filled, probability, labels = masked, np.zeros(real), np.zeros(real, int)
+    candidates = _candidate_cells(outputs, vocab)
+    if candidates:
+        rows = [rows[0][:-1] + "| candidates (the model's choice in bold) |", rows[1] + "---|"]
     for i in range(real):
         changed = masked[i] != original[i] or filled[i] != original[i]
         fill = f"**{vocab[filled[i]]}**" if filled[i] != original[i] else vocab[filled[i]]
         verdict = "yes" if labels[i] else ""
         rows.append(f"| {i} | {vocab[original[i]]} | {vocab[masked[i]] if changed else ''} | "
-                    f"{fill if changed else ''} | {probability[i]:.2f} | {verdict} |")
+                    f"{fill if changed else ''} | {probability[i]:.2f} | {verdict} |"
+                    + (f" {candidates.get(i, '')} |" if candidates else ""))
     return "\n".join(rows)
+
+
+def _candidate_cells(outputs, vocab):
+    """{position: its candidate set, the chosen one in bold} of the first example (teams, mc_bert), else {}."""
+    if "candidate_ids" not in outputs:
+        return {}
+    cells = {}
+    ids, logits = np.asarray(outputs["candidate_ids"][0]), np.asarray(outputs["candidate_logits"][0])
+    positions, weights = np.asarray(outputs["candidate_positions"][0]), np.asarray(outputs["candidate_weights"][0])
+    for slot in np.flatnonzero(weights > 0):
+        chosen = int(np.argmax(logits[slot]))
+        names = [vocab[t] if t >= 0 else "(reject)" for t in ids[slot]]
+        cells[int(positions[slot])] = " / ".join(f"**{n}**" if k == chosen else n for k, n in enumerate(names))
+    return cells

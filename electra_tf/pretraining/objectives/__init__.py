@@ -7,6 +7,8 @@
 | `mlm` | one masked LM | the original token at the masked positions ([MASK] or kept) |
 | `replace_mlm` | generator + masked LM | the original token at the masked positions, filled by the generator |
 | `all_tokens_mlm` | generator + encoder with copy and vocabulary heads | every token's identity, copying or not |
+| `teams` | generator + discriminator sharing layers | replaced or not, and the original among candidates |
+| `mc_bert` | meta controller + main model | at every token, the original among candidates, or "unchanged" |
 
 A new objective subclasses `Objective` (or `GeneratorObjective` to reuse the
 generator and its sampling), is added to `OBJECTIVES` here and its name to
@@ -16,10 +18,12 @@ generator and its sampling), is added to `OBJECTIVES` here and its name to
 from electra_tf.pretraining.objectives.all_tokens_mlm import AllTokensMlm
 from electra_tf.pretraining.objectives.base import GeneratorObjective, Objective
 from electra_tf.pretraining.objectives.electra import Electra, Electra15
+from electra_tf.pretraining.objectives.mc_bert import McBert
 from electra_tf.pretraining.objectives.mlm import Mlm
 from electra_tf.pretraining.objectives.replace_mlm import ReplaceMlm
+from electra_tf.pretraining.objectives.teams import Teams
 
-OBJECTIVES = {cls.name: cls for cls in (Electra, Mlm, Electra15, ReplaceMlm, AllTokensMlm)}
+OBJECTIVES = {cls.name: cls for cls in (Electra, Mlm, Electra15, ReplaceMlm, AllTokensMlm, Teams, McBert)}
 
 __all__ = ["OBJECTIVES", "Objective", "GeneratorObjective", "create"]
 

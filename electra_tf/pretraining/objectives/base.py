@@ -58,6 +58,15 @@ class Objective:
     metric_names = ("loss",)
     # The metric the progress line shows, and its short label.
     progress_metric = ("mlm_accuracy", "mlm_acc")
+    # Whether the kept discriminator's head judges its last layer (ELECTRA's); when not, exports hold
+    # its encoder alone and say what they drop (`pretraining_only`).
+    detection_head = True
+    pretraining_only = ""
+
+    @classmethod
+    def export_name(cls):
+        """What the kept model exports as: "discriminator" (with rtd_probabilities) or "encoder"."""
+        return "discriminator" if cls.kept == "discriminator" and cls.detection_head else "encoder"
 
     def __init__(self, config, num_train_steps=None, rematerialize=False):
         self.config = config
@@ -197,9 +206,13 @@ class GeneratorObjective(Objective):
     def build_main(self, embeddings, dtype):
         raise NotImplementedError
 
-    def generate(self, masked, step, training):
-        """The generator's logits at the masked positions, its samples, and the input with them written in."""
-        mlm_logits = predict_masked(self.generator, masked, masked["masked_ids"], training)
+    def generate(self, masked, step, training, mlm_logits=None):
+        """The generator's logits at the masked positions, its samples, and the input with them written in.
+
+        `mlm_logits`, if given, are those logits, computed by the caller.
+        """
+        if mlm_logits is None:
+            mlm_logits = predict_masked(self.generator, masked, masked["masked_ids"], training)
         disallow = masked["masked_lm_ids"] if self.config.disallow_correct else None
         temperature = temperature_at(self.config, step, self.num_train_steps)
         sampled = sample(mlm_logits, self.config, temperature, step, masked["example_index"], disallow)
