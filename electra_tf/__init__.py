@@ -19,6 +19,7 @@ _EXPORTS = {
     "create_optimizer": "electra_tf.training.optimization",
     "ElectraPretrainer": "electra_tf.pretraining.pretrainer",
     "ElectraClassifier": "electra_tf.finetuning.classifier",
+    "ElectraTagger": "electra_tf.finetuning.tagging.tagger",
     "ElectraPreprocessor": "electra_tf.finetuning.preprocessing",
     "FinetuningConfig": "electra_tf.finetuning.config",
     "create_finetuning_optimizer": "electra_tf.finetuning.optimization",
