@@ -20,6 +20,8 @@ _EXPORTS = {
     "ElectraPretrainer": "electra_tf.pretraining.pretrainer",
     "ElectraClassifier": "electra_tf.finetuning.classifier",
     "ElectraTagger": "electra_tf.finetuning.tagging.tagger",
+    "ElectraQuestionAnswerer": "electra_tf.finetuning.qa.answerer",
+    "QAConfig": "electra_tf.finetuning.qa.config",
     "ElectraPreprocessor": "electra_tf.finetuning.preprocessing",
     "FinetuningConfig": "electra_tf.finetuning.config",
     "create_finetuning_optimizer": "electra_tf.finetuning.optimization",
