@@ -201,9 +201,14 @@ class QAData:
 
     @property
     def metric_names(self):
-        if self.version_2:
-            return ["f1", "exact", "HasAns_f1", "HasAns_exact", "NoAns_f1", "NoAns_exact", "best_f1", "best_exact"]
-        return ["f1", "exact_match"]
+        if not self.version_2:
+            return ["f1", "exact_match"]
+        names = ["f1", "exact"]
+        # The official script reports HasAns_* / NoAns_* only for the kinds of question the file has.
+        for prefix, present in (("HasAns_", any(e.answers for e in self.dev[0].examples)),
+                                ("NoAns_", any(not e.answers for e in self.dev[0].examples))):
+            names += [prefix + "f1", prefix + "exact"] if present else []
+        return names + ["best_f1", "best_exact"]
 
     @property
     def headline_metric(self):
