@@ -15,11 +15,15 @@ import keras
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
+from electra_tf.finetuning import pretrained as pretrained_lib
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.optimization import create_finetuning_optimizer
+from electra_tf.finetuning.preprocessing import ElectraPreprocessor
+from electra_tf.modeling.config import ElectraConfig
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.encoder import ElectraEncoder
 from electra_tf.training.replicas import reduce_gradients_before_optimizer, sum_gradients
+from electra_tf.utils.errors import UserError
 
 
 class FinetuningModel(keras.Model):
@@ -45,6 +49,7 @@ class FinetuningModel(keras.Model):
         self.embeddings = ElectraEmbeddings(config, dtype=self.dtype_policy)
         self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, dtype=self.dtype_policy)
         self._auto_optimizer = None
+        self.preprocessor = None
 
     def encode(self, inputs, training=None):
         """The final hidden states [batch, sequence, hidden] of the features dict `inputs`."""
@@ -108,3 +113,45 @@ class FinetuningModel(keras.Model):
                                     **self._compile_arguments)
                 reduce_gradients_before_optimizer(self.optimizer)
         return keras.Model.fit(self, x, y, epochs=epochs, **kwargs)
+
+    # ---- construction ----
+
+    @classmethod
+    def _build_pretrained(cls, path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob, lowercase,
+                          load_weights, **kwargs):
+        """`cls(config, preprocessor=..., **kwargs)` around the discriminator at `path` (its weights if asked)."""
+        source = pretrained_lib.find(path, lowercase)
+        config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,
+                                          attention_probs_dropout_prob, path)
+        preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, sequence_length)
+        model = cls(config, preprocessor=preprocessor, **kwargs)
+        if load_weights:
+            source.load_encoder(model.encoder)
+        return model
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict(),
+                "preprocessor": None if self.preprocessor is None else keras.layers.serialize(self.preprocessor)}
+
+    @classmethod
+    def _arguments_from_config(cls, config):
+        """The constructor's other arguments from get_config's dict (what JSON cannot hold as it is)."""
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        preprocessor = config.pop("preprocessor", None)
+        if preprocessor is not None:
+            preprocessor = keras.layers.deserialize(preprocessor)
+        return cls(ElectraConfig.from_dict(config.pop("config")), preprocessor=preprocessor,
+                   **cls._arguments_from_config(config))
+
+
+def with_finetuning_settings(config, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob, source):
+    """The pre-trained model's config with fine-tuning's sequence length and dropout."""
+    if sequence_length > config.max_position_embeddings:
+        raise UserError(f"max_seq_length {sequence_length} exceeds the {config.max_position_embeddings} positions "
+                        f"of {source}; use at most {config.max_position_embeddings}")
+    return config.replace(max_seq_length=sequence_length, hidden_dropout_prob=hidden_dropout_prob,
+                          attention_probs_dropout_prob=attention_probs_dropout_prob)

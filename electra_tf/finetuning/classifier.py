@@ -6,11 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.finetuning import pretrained as pretrained_lib
 from electra_tf.finetuning.base import FinetuningModel
-from electra_tf.finetuning.preprocessing import ElectraPreprocessor
-from electra_tf.modeling.config import ElectraConfig
-from electra_tf.utils.errors import UserError
 
 
 def _is_text_batch(x):
@@ -204,33 +200,9 @@ class ElectraClassifier(FinetuningModel):
         >>> classifier.predict(["a film"], verbose=0).shape
         (1, 3)
         """
-        source = pretrained_lib.find(path, lowercase)
-        config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,
-                                          attention_probs_dropout_prob, path)
-        preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, sequence_length)
-        classifier = cls(config, num_classes=num_classes, regression=regression, preprocessor=preprocessor, **kwargs)
-        if load_weights:
-            source.load_encoder(classifier.encoder)
-        return classifier
+        return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
+                                     lowercase, load_weights, num_classes=num_classes, regression=regression, **kwargs)
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict(), "num_classes": self.num_classes,
-                "regression": self.regression, "dropout": self.dropout_rate,
-                "preprocessor": None if self.preprocessor is None else keras.layers.serialize(self.preprocessor)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        preprocessor = config.pop("preprocessor", None)
-        if preprocessor is not None:
-            preprocessor = keras.layers.deserialize(preprocessor)
-        return cls(ElectraConfig.from_dict(config.pop("config")), preprocessor=preprocessor, **config)
-
-
-def with_finetuning_settings(config, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob, source):
-    """The pre-trained model's config with fine-tuning's sequence length and dropout."""
-    if sequence_length > config.max_position_embeddings:
-        raise UserError(f"max_seq_length {sequence_length} exceeds the {config.max_position_embeddings} positions "
-                        f"of {source}; use at most {config.max_position_embeddings}")
-    return config.replace(max_seq_length=sequence_length, hidden_dropout_prob=hidden_dropout_prob,
-                          attention_probs_dropout_prob=attention_probs_dropout_prob)
+        return {**super().get_config(), "num_classes": self.num_classes, "regression": self.regression,
+                "dropout": self.dropout_rate}

@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from electra_tf.finetuning import metrics as metrics_lib
 from electra_tf.finetuning import pretrained as pretrained_lib
-from electra_tf.finetuning.classifier import ElectraClassifier, with_finetuning_settings
+from electra_tf.finetuning.base import with_finetuning_settings
+from electra_tf.finetuning.classifier import ElectraClassifier
 from electra_tf.finetuning.config import MARKER
 from electra_tf.finetuning.optimization import create_finetuning_optimizer
 from electra_tf.finetuning.preprocessing import ElectraPreprocessor

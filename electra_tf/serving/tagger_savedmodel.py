@@ -11,12 +11,11 @@ with `tf.saved_model.load` (after `import tensorflow_text`) in a process
 that does not import electra_tf.
 """
 
-import json
-import os
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from electra_tf.serving.classifier_savedmodel import write_beside
 from electra_tf.utils.atomic import atomic_directory
 
 
@@ -83,10 +82,5 @@ def export_tagger(tagger, export_dir, config=None):
     with atomic_directory(export_dir, replace=True) as staging:
         tf.saved_model.save(module, staging, signatures={"serving_default": module.serve,
                                                          "serve_text": module.serve_text})
-        with open(os.path.join(staging, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(tagger.preprocessor.vocabulary) + "\n")
-        with open(os.path.join(staging, "tags.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(tagger.tags) + "\n")
-        with open(os.path.join(staging, "finetuning_config.json"), "w", encoding="utf-8") as f:
-            json.dump(config or {}, f, indent=2, sort_keys=True)
+        write_beside(staging, tagger.preprocessor, config, {"tags.txt": tagger.tags})
     return export_dir

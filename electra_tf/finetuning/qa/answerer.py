@@ -6,16 +6,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from electra_tf.finetuning import pretrained as pretrained_lib
 from electra_tf.finetuning.base import FinetuningModel
-from electra_tf.finetuning.classifier import with_finetuning_settings
-from electra_tf.finetuning.preprocessing import ElectraPreprocessor
 from electra_tf.finetuning.qa.config import QAConfig
 from electra_tf.finetuning.qa.features import make_windows
 from electra_tf.finetuning.qa.head import QAHead
 from electra_tf.finetuning.qa.postprocess import best_answers
 from electra_tf.finetuning.qa.squad import make_example
-from electra_tf.modeling.config import ElectraConfig
 
 
 def _cross_entropy(logits, positions):
@@ -177,24 +173,12 @@ class ElectraQuestionAnswerer(FinetuningModel):
         >>> answerer.predict((["who"], ["cat cat"]))[0]["answer"] in ("", "cat", "cat cat")
         True
         """
-        source = pretrained_lib.find(path, lowercase)
-        config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,
-                                          attention_probs_dropout_prob, path)
-        preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, sequence_length)
-        answerer = cls(config, preprocessor=preprocessor, qa=qa, **kwargs)
-        if load_weights:
-            source.load_encoder(answerer.encoder)
-        return answerer
+        return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
+                                     lowercase, load_weights, qa=qa, **kwargs)
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict(), "qa": dict(vars(self.qa)),
-                "preprocessor": None if self.preprocessor is None else keras.layers.serialize(self.preprocessor)}
+        return {**super().get_config(), "qa": dict(vars(self.qa))}
 
     @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        preprocessor = config.pop("preprocessor", None)
-        if preprocessor is not None:
-            preprocessor = keras.layers.deserialize(preprocessor)
-        qa = QAConfig(**config.pop("qa", {}))
-        return cls(ElectraConfig.from_dict(config.pop("config")), preprocessor=preprocessor, qa=qa, **config)
+    def _arguments_from_config(cls, config):
+        return {**config, "qa": QAConfig(**config.get("qa", {}))}

@@ -5,12 +5,8 @@ import math
 import keras
 import tensorflow as tf
 
-from electra_tf.finetuning import pretrained as pretrained_lib
 from electra_tf.finetuning.base import FinetuningModel
-from electra_tf.finetuning.classifier import with_finetuning_settings
-from electra_tf.finetuning.preprocessing import ElectraPreprocessor
 from electra_tf.finetuning.tagging.features import encode, word_pieces, word_predictions
-from electra_tf.modeling.config import ElectraConfig
 
 
 def _is_word_batch(x):
@@ -148,24 +144,8 @@ class ElectraTagger(FinetuningModel):
         >>> tagger.predict([["a", "film"]])[0][0] in ("DT", "NN")
         True
         """
-        source = pretrained_lib.find(path, lowercase)
-        config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,
-                                          attention_probs_dropout_prob, path)
-        preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, sequence_length)
-        tagger = cls(config, tags=tags, preprocessor=preprocessor, **kwargs)
-        if load_weights:
-            source.load_encoder(tagger.encoder)
-        return tagger
+        return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
+                                     lowercase, load_weights, tags=tags, **kwargs)
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict(), "tags": self.tags,
-                "preprocessor": None if self.preprocessor is None else keras.layers.serialize(self.preprocessor)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        preprocessor = config.pop("preprocessor", None)
-        if preprocessor is not None:
-            preprocessor = keras.layers.deserialize(preprocessor)
-        return cls(ElectraConfig.from_dict(config.pop("config")), preprocessor=preprocessor, **config)
-
+        return {**super().get_config(), "tags": self.tags}
