@@ -103,6 +103,9 @@ def _split_files(find):
     for split, required in (("train", True), ("dev", True), ("test", False)):
         path = FLAGS[f"{split}_file"].value
         if path is None:
+            if not FLAGS.data_dir and not required:
+                files[split] = None
+                continue
             if not FLAGS.data_dir:
                 raise UserError(f"--task={FLAGS.task} needs --data_dir or --{split}_file")
             if not os.path.isdir(FLAGS.data_dir):

@@ -157,8 +157,10 @@ def test_tagging_command_line_refuses_ragged_files_before_training(finetuning_mo
     write_conll(data / "train.txt", SENTENCES)
     (data / "dev.txt").write_text("the DT\ncat NN B-NP\n", encoding="utf-8")
     out = tmp_path / "out"
-    result = run_module("electra_tf.run_finetuning", "--task=tagging", f"--data_dir={data}",
-                        f"--init_checkpoint={finetuning_model_dir}", f"--output_dir={out}", check=False)
+    # Files named one by one, no --data_dir: the test file is optional.
+    result = run_module("electra_tf.run_finetuning", "--task=tagging", f"--train_file={data}/train.txt",
+                        f"--dev_file={data}/dev.txt", f"--init_checkpoint={finetuning_model_dir}",
+                        f"--output_dir={out}", check=False)
     assert result.returncode == 2 and error_lines(result.stderr) == [
         f"error: {data}/dev.txt line 2: 3 columns where the file's first line has 2; every word line needs the same "
         "columns (a space inside a word?)"]
