@@ -122,7 +122,7 @@ def test_chunk_end_to_end_through_the_command_line(finetuning_model_dir, tmp_pat
     result = run_module("electra_tf.run_finetuning", "--task=chunk", f"--data_dir={data}",
                         f"--dev_file={data}/test.txt", f"--init_checkpoint={finetuning_model_dir}",
                         f"--output_dir={out}", "--max_seq_length=12", "--train_batch_size=8", "--eval_batch_size=4",
-                        "--num_train_epochs=2", "--learning_rate=3e-3", "--log_every_steps=2")
+                        "--num_train_epochs=1", "--learning_rate=3e-3", "--log_every_steps=2")
     assert "train: 24 sentences, 96 words" in result.stdout
     # The long sentence: [CLS] + 10 one-piece words + [SEP] fill 12 tokens; "away" is cut and counted.
     assert "dev: 1 words beyond max_seq_length 12 are not tagged or scored" in result.stdout
