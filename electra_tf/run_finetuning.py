@@ -1,7 +1,11 @@
-r"""Fine-tunes a pre-trained discriminator on a GLUE task or on your own labelled files.
+r"""Fine-tunes a pre-trained discriminator: GLUE or your own labelled files, SQuAD, or token tagging.
 
     python -m electra_tf.run_finetuning --task=sst2 --data_dir=glue_data/SST-2 \
         --init_checkpoint=runs/small --output_dir=runs/small_sst2
+    python -m electra_tf.run_finetuning --task=squad_v2 --data_dir=squad \
+        --init_checkpoint=runs/small --output_dir=runs/small_squad2
+    python -m electra_tf.run_finetuning --task=chunk --data_dir=conll2000 --dev_file=conll2000/test.txt \
+        --init_checkpoint=runs/small --output_dir=runs/small_chunk
     python -m electra_tf.run_finetuning --data_dir=reviews --text_a_column=text --label_column=label \
         --init_checkpoint=runs/small --output_dir=runs/small_reviews --num_trials=5
 
@@ -19,6 +23,8 @@ from absl import app, flags
 
 from electra_tf.finetuning import config as finetuning_config
 from electra_tf.finetuning import tasks
+from electra_tf.finetuning.qa import config as qa_config
+from electra_tf.finetuning.tagging import conll
 from electra_tf.modeling import config as config_lib
 from electra_tf.training import run_flags
 from electra_tf.utils import cli
@@ -31,19 +37,29 @@ FINETUNING_FIELDS = list(dataclasses.fields(finetuning_config.FinetuningConfig))
 ARCHITECTURE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                        "max_position_embeddings", "type_vocab_size", "initializer_range", "layer_norm_epsilon")
 STRATEGIES = ("one_device", "mirrored", "tpu")
+QA_FIELDS = list(dataclasses.fields(qa_config.QAConfig))
+ALL_TASKS = tasks.TASKS + conll.TAGGING_TASKS + qa_config.QA_TASKS
 
 
 def define_flags():
     """Defines every flag of run_finetuning (idempotent per process)."""
     if "task" in FLAGS:
         return
-    flags.DEFINE_enum("task", "custom", tasks.TASKS, "A GLUE task (reads its TSV layout from --data_dir, the task's "
-                                                     "directory of the GLUE download), or custom: your own files.")
+    flags.DEFINE_enum("task", "custom", ALL_TASKS, "A GLUE task (reads its TSV layout from --data_dir, the task's "
+                                                   "directory of the GLUE download); custom: your own files; "
+                                                   "squad_v1/squad_v2: SQuAD JSON; tagging: CoNLL-style files; "
+                                                   "chunk: CoNLL-2000 chunking (tagging with the original's preset).")
     flags.DEFINE_string("data_dir", None, "GLUE: the task's directory (e.g. glue_data/SST-2). custom: a directory "
-                                          "holding train, dev and optionally test files (.tsv, .csv or .jsonl).")
+                                          "holding train, dev and optionally test files (.tsv, .csv or .jsonl). "
+                                          "squad_v1/v2: the directory of train-v1.1.json and dev-v1.1.json (or "
+                                          "-v2.0). tagging/chunk: the directory of train.txt, dev.txt, test.txt.")
     for split in ("train", "dev", "test"):
-        flags.DEFINE_string(f"{split}_file", None, f"custom: the {split} file (default: {split}.tsv/.csv/.jsonl in "
-                                                   "--data_dir).")
+        flags.DEFINE_string(f"{split}_file", None, f"custom, squad, tagging: the {split} file (default: in "
+                                                   "--data_dir, by the task's names).")
+    flags.DEFINE_integer("tag_column", -1, "tagging/chunk: the column of the tag (0-based; negative counts from "
+                                           "the end; the word is the first column).")
+    for field in QA_FIELDS:
+        run_flags.define_field(field, field.default, qa_config.FIELD_HELP[field.name])
     flags.DEFINE_string("text_a_column", "text", "custom: the column (or JSON field) of the text.")
     flags.DEFINE_string("text_b_column", None, "custom: the column of the second text of a sentence-pair task.")
     flags.DEFINE_string("label_column", "label", "custom: the column of the label (class name or number).")
@@ -81,8 +97,36 @@ def define_flags():
                                                "training on a CPU machine); 0 = don't.")
 
 
+def _split_files(find):
+    """{split: path} from --<split>_file or `find(data_dir, split, required)`; test may be None."""
+    files = {}
+    for split, required in (("train", True), ("dev", True), ("test", False)):
+        path = FLAGS[f"{split}_file"].value
+        if path is None:
+            if not FLAGS.data_dir and not required:
+                files[split] = None
+                continue
+            if not FLAGS.data_dir:
+                raise UserError(f"--task={FLAGS.task} needs --data_dir or --{split}_file")
+            if not os.path.isdir(FLAGS.data_dir):
+                raise UserError(f"--data_dir {FLAGS.data_dir} is not a directory")
+            path = find(FLAGS.data_dir, split, required)
+        elif not os.path.isfile(path):
+            raise UserError(f"--{split}_file {path} does not exist")
+        files[split] = path
+    return files
+
+
 def _read_task():
     """The task's examples, read and checked before TensorFlow starts."""
+    if FLAGS.task in conll.TAGGING_TASKS:
+        files = _split_files(conll.find_tagging_file)
+        return conll.read_tagging(FLAGS.task, files["train"], files["dev"], files["test"], FLAGS.tag_column)
+    if FLAGS.task in qa_config.QA_TASKS:
+        from electra_tf.finetuning.qa import squad
+
+        files = _split_files(lambda d, split, required: squad.find_squad_file(d, FLAGS.task, split, required))
+        return squad.read_squad_task(FLAGS.task, files["train"], files["dev"], files["test"])
     if FLAGS.task != "custom":
         if not FLAGS.data_dir:
             raise UserError(f"--task={FLAGS.task} needs --data_dir, the task's directory of the GLUE download")
@@ -92,18 +136,7 @@ def _read_task():
         if FLAGS.regression:
             raise UserError("--regression is for --task=custom (stsb is a regression already)")
         return tasks.read_glue(FLAGS.task, FLAGS.data_dir, FLAGS.double_unordered)
-    files = {}
-    for split, required in (("train", True), ("dev", True), ("test", False)):
-        path = FLAGS[f"{split}_file"].value
-        if path is None:
-            if not FLAGS.data_dir:
-                raise UserError(f"--task=custom needs --data_dir or --{split}_file")
-            if not os.path.isdir(FLAGS.data_dir):
-                raise UserError(f"--data_dir {FLAGS.data_dir} is not a directory")
-            path = tasks.find_split_file(FLAGS.data_dir, split, required)
-        elif not os.path.isfile(path):
-            raise UserError(f"--{split}_file {path} does not exist")
-        files[split] = path
+    files = _split_files(tasks.find_split_file)
     columns = tasks.CustomColumns(FLAGS.text_a_column, FLAGS.text_b_column, FLAGS.label_column)
     return tasks.read_custom(files["train"], files["dev"], files["test"], columns, FLAGS.regression)
 
@@ -125,10 +158,22 @@ def settings_from_flags():
                         "vocabulary)")
     if FLAGS.log_every_steps <= 0:
         raise UserError(f"--log_every_steps must be positive, got {FLAGS.log_every_steps}")
+    values = {f.name: FLAGS[f.name].value for f in FINETUNING_FIELDS}
+    if not FLAGS["max_seq_length"].present and FLAGS.task in finetuning_config.TASK_MAX_SEQ_LENGTH:
+        values["max_seq_length"] = finetuning_config.TASK_MAX_SEQ_LENGTH[FLAGS.task]
     try:
-        config = finetuning_config.FinetuningConfig(**{f.name: FLAGS[f.name].value for f in FINETUNING_FIELDS})
+        config = finetuning_config.FinetuningConfig(**values)
+        qa = qa_config.QAConfig(**{f.name: FLAGS[f.name].value for f in QA_FIELDS})
+        if FLAGS.task in qa_config.QA_TASKS:
+            qa.check_sequence(config.max_seq_length)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if FLAGS.task in conll.TAGGING_TASKS + qa_config.QA_TASKS:
+        for name in ("text_a_column", "text_b_column", "label_column", "regression", "double_unordered"):
+            if FLAGS[name].present:
+                raise UserError(f"--{name} is for classification tasks, not --task={FLAGS.task}")
+    if FLAGS["tag_column"].present and FLAGS.task not in conll.TAGGING_TASKS:
+        raise UserError("--tag_column is for --task=tagging or --task=chunk")
     if config.num_train_epochs is not None and config.num_train_epochs != int(config.num_train_epochs):
         raise UserError(f"--num_train_epochs must be a whole number (the dev split is evaluated after each epoch), "
                         f"got {config.num_train_epochs}")
@@ -143,7 +188,7 @@ def settings_from_flags():
         vocab_file=FLAGS.vocab_file, lowercase=FLAGS.lowercase,
         precision_policy=run_flags.PRECISIONS[FLAGS.mixed_precision],
         distribution_strategy=FLAGS.distribution_strategy, tpu=FLAGS.tpu, num_cpu_devices=FLAGS.num_cpu_devices,
-        log_every_steps=FLAGS.log_every_steps, export=FLAGS.export)
+        log_every_steps=FLAGS.log_every_steps, export=FLAGS.export, qa=qa)
     return data, config, options
 
 
@@ -155,7 +200,12 @@ def main(argv):
     cli.start_tensorflow()
     from electra_tf.finetuning import runner
 
-    runner.run(data, config, options)
+    run_class = runner.FinetuningRun
+    if FLAGS.task in conll.TAGGING_TASKS:
+        from electra_tf.finetuning.tagging.runner import TaggingRun as run_class
+    elif FLAGS.task in qa_config.QA_TASKS:
+        from electra_tf.finetuning.qa.runner import QARun as run_class
+    runner.run(data, config, options, run_class)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,8 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.losses.loss import unscale_loss_for_distribution
 
-from electra_tf.finetuning import pretrained as pretrained_lib
-from electra_tf.finetuning.config import FinetuningConfig
-from electra_tf.finetuning.optimization import create_finetuning_optimizer
-from electra_tf.finetuning.preprocessing import ElectraPreprocessor
-from electra_tf.modeling.config import ElectraConfig
-from electra_tf.modeling.embeddings import ElectraEmbeddings
-from electra_tf.modeling.encoder import ElectraEncoder
-from electra_tf.training.replicas import reduce_gradients_before_optimizer, sum_gradients
-from electra_tf.utils.errors import UserError
+from electra_tf.finetuning.base import FinetuningModel
 
 
 def _is_text_batch(x):
@@ -38,7 +29,7 @@ def _num_rows(texts):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
-class ElectraClassifier(keras.Model):
+class ElectraClassifier(FinetuningModel):
     """The discriminator's encoder -> the [CLS] vector -> dropout -> one dense layer.
 
     The original's fine-tuning model (google-research/electra
@@ -84,20 +75,16 @@ class ElectraClassifier(keras.Model):
 
     def __init__(self, config, num_classes=2, regression=False, preprocessor=None, dropout=None, **kwargs):
         kwargs.setdefault("name", "electra_classifier")
-        super().__init__(**kwargs)
         if not regression and num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes} (regression=True for one score)")
-        self.config = config
+        super().__init__(config, **kwargs)
         self.regression = regression
         self.num_classes = 1 if regression else num_classes
         self.preprocessor = preprocessor
         self.dropout_rate = config.hidden_dropout_prob if dropout is None else dropout
-        self.embeddings = ElectraEmbeddings(config, dtype=self.dtype_policy)
-        self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, dtype=self.dtype_policy)
         self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
         self.head = keras.layers.Dense(self.num_classes, kernel_initializer="glorot_uniform",
                                        dtype=self.dtype_policy, name="classifier_head")
-        self._auto_optimizer = None
         self.build()
 
     def build(self, input_shape=None):
@@ -108,47 +95,17 @@ class ElectraClassifier(keras.Model):
         self.built = True
 
     def call(self, inputs, training=None):
-        hidden = self.encoder(inputs["input_ids"], inputs["segment_ids"], inputs["input_mask"], training=training)
+        hidden = self.encode(inputs, training=training)
         logits = self.head(self.dropout(hidden[:, 0], training=training))
         return keras.ops.cast(logits, "float32")
 
-    # ---- the recipe as compile defaults ----
+    def default_loss(self):
+        if self.regression:
+            return keras.losses.MeanSquaredError(reduction="sum")
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
 
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """Like keras.Model.compile; "auto" gives the original recipe (see the class docstring)."""
-        self._auto_optimizer = optimizer == "auto"
-        if self._auto_optimizer:
-            # Sized for the run at each fit (the schedule needs the number of updates).
-            optimizer = self._recipe_optimizer(1)
-        if loss == "auto":
-            loss = (keras.losses.MeanSquaredError(reduction="sum") if self.regression
-                    else keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum"))
-        if metrics == "auto":
-            metrics = [] if self.regression else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        # Kept for fit's re-compile, outside Keras' tracking (metrics are tracked once compiled).
-        self.__dict__["_compile_arguments"] = dict(loss=loss, metrics=metrics, **kwargs)
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-        reduce_gradients_before_optimizer(self.optimizer)
-
-    def _recipe_optimizer(self, num_train_steps):
-        recipe = FinetuningConfig().resolve("", self.config.num_layers, self.config.hidden_size)
-        return create_finetuning_optimizer(
-            self, num_train_steps, learning_rate=recipe.learning_rate, layerwise_lr_decay=recipe.layerwise_lr_decay,
-            warmup_proportion=recipe.warmup_proportion, weight_decay_rate=recipe.weight_decay_rate,
-            clip_norm=recipe.clip_norm, epsilon=recipe.adam_epsilon)
-
-    def train_step(self, data):
-        # Keras' train step, with the gradients summed over replicas before the optimizer clips them.
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
-            self._loss_tracker.update_state(unscale_loss_for_distribution(loss), sample_weight=tf.shape(y_pred)[0])
-            scaled_loss = self.optimizer.scale_loss(loss)
-        variables = self.trainable_weights
-        gradients = sum_gradients(tape.gradient(scaled_loss, variables), variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+    def default_metrics(self):
+        return [] if self.regression else [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     # ---- raw text in fit / evaluate / predict ----
 
@@ -187,11 +144,6 @@ class ElectraClassifier(keras.Model):
             x, batches = made
             y = sample_weight = batch_size = None
             batches = steps_per_epoch or batches
-        elif batches is None and x is not None and not isinstance(x, tf.data.Dataset):
-            rows = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
-            batches = math.ceil(rows / (batch_size or 32))
-        elif batches is None and isinstance(x, tf.data.Dataset) and int(x.cardinality()) > 0:
-            batches = int(x.cardinality())
         if validation_data is not None:
             val_x, val_y, val_weight = keras.utils.unpack_x_y_sample_weight(validation_data)
             made_val = self._maybe_text_dataset(val_x, val_y, val_weight, kwargs.get("validation_batch_size"))
@@ -199,16 +151,9 @@ class ElectraClassifier(keras.Model):
                 validation_data = made_val[0]
         if isinstance(x, tf.data.Dataset):
             shuffle = False  # a dataset comes shuffled (Keras would ignore it, with a warning)
-        if self._auto_optimizer:
-            if not batches:
-                raise ValueError("the recipe's schedule needs the number of updates: pass steps_per_epoch, or "
-                                 "compile with an optimizer of your own")
-            with self.distribute_strategy.scope():
-                super().compile(optimizer=self._recipe_optimizer(max(1, int(batches * epochs))),
-                                **self._compile_arguments)
-                reduce_gradients_before_optimizer(self.optimizer)
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, sample_weight=sample_weight, shuffle=shuffle,
-                           steps_per_epoch=steps_per_epoch, validation_data=validation_data, **kwargs)
+        return self.fit_features(x, y, batches=batches, epochs=epochs, batch_size=batch_size,
+                                 sample_weight=sample_weight, shuffle=shuffle, steps_per_epoch=steps_per_epoch,
+                                 validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
         made = self._maybe_text_dataset(x, y, sample_weight, batch_size)
@@ -255,33 +200,9 @@ class ElectraClassifier(keras.Model):
         >>> classifier.predict(["a film"], verbose=0).shape
         (1, 3)
         """
-        source = pretrained_lib.find(path, lowercase)
-        config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,
-                                          attention_probs_dropout_prob, path)
-        preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, sequence_length)
-        classifier = cls(config, num_classes=num_classes, regression=regression, preprocessor=preprocessor, **kwargs)
-        if load_weights:
-            source.load_encoder(classifier.encoder)
-        return classifier
+        return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
+                                     lowercase, load_weights, num_classes=num_classes, regression=regression, **kwargs)
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict(), "num_classes": self.num_classes,
-                "regression": self.regression, "dropout": self.dropout_rate,
-                "preprocessor": None if self.preprocessor is None else keras.layers.serialize(self.preprocessor)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        preprocessor = config.pop("preprocessor", None)
-        if preprocessor is not None:
-            preprocessor = keras.layers.deserialize(preprocessor)
-        return cls(ElectraConfig.from_dict(config.pop("config")), preprocessor=preprocessor, **config)
-
-
-def with_finetuning_settings(config, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob, source):
-    """The pre-trained model's config with fine-tuning's sequence length and dropout."""
-    if sequence_length > config.max_position_embeddings:
-        raise UserError(f"max_seq_length {sequence_length} exceeds the {config.max_position_embeddings} positions "
-                        f"of {source}; use at most {config.max_position_embeddings}")
-    return config.replace(max_seq_length=sequence_length, hidden_dropout_prob=hidden_dropout_prob,
-                          attention_probs_dropout_prob=attention_probs_dropout_prob)
+        return {**super().get_config(), "num_classes": self.num_classes, "regression": self.regression,
+                "dropout": self.dropout_rate}

@@ -8,8 +8,10 @@ by `resolve`.
 import dataclasses
 import os
 
-# configure_finetuning.py: 10 epochs for RTE and STS-B, 3 for the other classification tasks.
-TASK_EPOCHS = {"rte": 10, "stsb": 10}
+# configure_finetuning.py: 10 epochs for RTE and STS-B, 2 for SQuAD, 3 for the other tasks.
+TASK_EPOCHS = {"rte": 10, "stsb": 10, "squad_v1": 2, "squad_v2": 2}
+# configure_finetuning.py: sequences of 512 for SQuAD and 256 for chunking when --max_seq_length is not given.
+TASK_MAX_SEQ_LENGTH = {"squad_v1": 512, "squad_v2": 512, "chunk": 256}
 DEFAULT_EPOCHS = 3
 # configure_finetuning.py sets learning rate 5e-5 and layer-wise decay 0.9 for large; small and base
 # keep the defaults 1e-4 and 0.8. The paper's Table 7 gives 3e-4 for Small; the code's 1e-4 is used.
@@ -27,10 +29,11 @@ class FinetuningConfig:
         learning_rate: peak learning rate (None: 1e-4, 5e-5 for a large model).
         layerwise_lr_decay: the learning rate of a variable at depth d is multiplied by
             decay ** (num_layers + 2 - d) (None: 0.8, 0.9 for a large model; <= 0 turns it off).
-        num_train_epochs: passes over the training set (None: 10 for RTE and STS-B, else 3).
+        num_train_epochs: passes over the training set (None: 10 for RTE and STS-B, 2 for SQuAD, else 3).
         train_batch_size: examples per update.
         eval_batch_size: examples per prediction batch.
-        max_seq_length: tokens per example, [CLS] and [SEP] included.
+        max_seq_length: tokens per example, [CLS] and [SEP] included (run_finetuning: 512 for SQuAD and 256
+            for chunk unless given).
         warmup_proportion: share of the updates over which the learning rate warms up.
         weight_decay_rate: decoupled weight decay, not applied to LayerNorm parameters and biases.
         clip_norm: global gradient-norm clipping.
@@ -106,10 +109,12 @@ FIELD_HELP = {
     "layerwise_lr_decay": "Layer-wise learning-rate decay: a variable at depth d (0 embeddings, i+1 layer i, "
                           "num_layers+2 the head) gets decay ** (num_layers + 2 - d) times the rate "
                           "(default 0.8; 0.9 for large; <= 0 turns it off).",
-    "num_train_epochs": "Epochs (default: 10 for rte and stsb, else 3).",
+    "num_train_epochs": "Epochs (default: 10 for rte and stsb, 2 for squad_v1/squad_v2, else 3).",
     "train_batch_size": "Training examples per update (all replicas together).",
     "eval_batch_size": "Examples per prediction batch.",
-    "max_seq_length": "Tokens per example with [CLS] and [SEP]; longer texts are cut (pairs: the longer first).",
+    "max_seq_length": "Tokens per example with [CLS] and [SEP]; longer texts are cut (pairs: the longer first). "
+                      "Default 128; 512 for squad_v1/squad_v2 (long contexts are read in windows) and 256 for "
+                      "chunk, as the original.",
     "warmup_proportion": "Share of the updates over which the learning rate rises linearly.",
     "weight_decay_rate": "Decoupled weight decay; not applied to LayerNorm parameters and biases.",
     "clip_norm": "Clip the gradient (of the loss summed over the batch) to this global norm.",
@@ -142,6 +147,7 @@ class RunOptions:
     num_cpu_devices: int = 0
     log_every_steps: int = 50
     export: bool = True
+    qa: object = None  # the QAConfig of a question-answering run
 
 
 # Written first into an output_dir, so --overwrite knows the directory is a fine-tuning run's to replace.

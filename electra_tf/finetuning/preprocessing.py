@@ -50,6 +50,8 @@ class ElectraPreprocessor(keras.layers.Layer):
     >>> features["input_ids"].shape
     TensorShape([2, 16])
     >>> pair = preprocessor((["a cat sat ."], ["it sat ."]))
+    >>> preprocessor.tokenize_words([["a", "cat."], ["\\x00"]]).to_list()  # word by word; no piece -> [UNK]
+    [[[5], [10, 14]], [[1]]]
     """
 
     def __init__(self, vocabulary, lowercase=True, sequence_length=128, **kwargs):
@@ -69,6 +71,7 @@ class ElectraPreprocessor(keras.layers.Layer):
         self.lowercase = lowercase
         self.sequence_length = sequence_length
         self.pad_id, self.cls_id, self.sep_id = ids["[PAD]"], ids["[CLS]"], ids["[SEP]"]
+        self.unk_id = ids["[UNK]"]
         self.tokenizer = fast_bert_tokenizer(self.vocabulary)
         # What the original's _truncate_seq_pair does (pop from the longer, ties from b) is round-robin
         # allocation with a first: checked against that loop in tests/test_finetuning_data.py.
@@ -78,6 +81,23 @@ class ElectraPreprocessor(keras.layers.Layer):
     def tokenize(self, texts):
         """A batch of strings -> ragged int32 WordPiece ids (no [CLS]/[SEP])."""
         return self.tokenizer.tokenize(bert_preprocess(_as_strings(texts), self.lowercase))
+
+    def tokenize_words(self, words):
+        """Words -> their WordPiece ids, word by word: ragged int32 [batch, (words), (pieces)].
+
+        `words` is a ragged string tensor [batch, (words)] (or a list of lists
+        of strings). A word that yields no piece (only deleted characters)
+        becomes [UNK], so every word keeps a first piece to carry its tag.
+        """
+        if not isinstance(words, tf.RaggedTensor):
+            words = tf.ragged.constant(words, dtype=tf.string, ragged_rank=1) if len(words) else \
+                tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.string), tf.zeros([0], tf.int64))
+        pieces = self.tokenize(words.flat_values)
+        lengths = pieces.row_lengths()
+        unknown = tf.fill(tf.shape(lengths), tf.constant(self.unk_id, pieces.dtype))
+        with_unk = tf.concat([pieces, tf.RaggedTensor.from_row_lengths(unknown, tf.ones_like(lengths))], axis=1)
+        keep = tf.ragged.range(with_unk.row_lengths()) < tf.expand_dims(tf.maximum(lengths, 1), 1)
+        return tf.RaggedTensor.from_row_splits(tf.ragged.boolean_mask(with_unk, keep), words.row_splits)
 
     def pack(self, segments):
         """One or two ragged id batches -> the padded, truncated features dict."""

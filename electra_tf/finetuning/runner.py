@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from electra_tf.finetuning import metrics as metrics_lib
 from electra_tf.finetuning import pretrained as pretrained_lib
-from electra_tf.finetuning.classifier import ElectraClassifier, with_finetuning_settings
+from electra_tf.finetuning.base import with_finetuning_settings
+from electra_tf.finetuning.classifier import ElectraClassifier
 from electra_tf.finetuning.config import MARKER
 from electra_tf.finetuning.optimization import create_finetuning_optimizer
 from electra_tf.finetuning.preprocessing import ElectraPreprocessor
@@ -208,7 +209,7 @@ class _TrialCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         run = self.run
-        results = evaluate(self.model, run.data, run.features, run.config.eval_batch_size)
+        results = run.evaluate(self.model)
         step = self._step()
         with self.eval_writer.as_default(step=step):
             for name, value in results.items():
@@ -227,12 +228,17 @@ class _TrialCallback(keras.callbacks.Callback):
 
 
 def weights_checkpoint(classifier):
-    """The classifier's weights without its optimizer's slots (a third of the size, all a result needs)."""
+    """A model's weights without its optimizer's slots (a third of the size, all a result needs)."""
     return tf.train.Checkpoint(encoder=classifier.encoder, head=classifier.head)
 
 
 class FinetuningRun:
-    """Owns the data, model source and strategy of a run; `trial(k)` trains one seed."""
+    """Owns the data, model source and strategy of a run; `trial(k)` trains one seed.
+
+    The classification run; the other task families (tagging, question
+    answering) subclass it and override the hooks below the constructor:
+    features, the model, evaluation and what is written after training.
+    """
 
     def __init__(self, data, config, options, source, strategy):
         self.data = data
@@ -241,10 +247,63 @@ class FinetuningRun:
         self.strategy = strategy
         self.config = config.resolve(data.name, source.config.num_layers, source.config.hidden_size)
         self.epochs = int(self.config.num_train_epochs)
-        preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, source.config.max_seq_length)
-        self.features = Features(data, preprocessor)
-        self.steps_per_epoch = math.ceil(len(data.train.examples) / self.config.train_batch_size)
+        self.preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, source.config.max_seq_length)
+        self.features = self.make_features()
+        self.steps_per_epoch = math.ceil(self.num_train_rows() / self.config.train_batch_size)
         self.total_steps = self.steps_per_epoch * self.epochs
+
+    # ---- hooks of a task family ----
+
+    def make_features(self):
+        return Features(self.data, self.preprocessor)
+
+    def num_train_rows(self):
+        """Rows of the training set (examples; QA: windows)."""
+        return len(self.data.train.examples)
+
+    def build_model(self, source, seed):
+        return build_classifier(source, self.data, seed)
+
+    def evaluate(self, model):
+        """{metric: value} on the dev split(s)."""
+        return evaluate(model, self.data, self.features, self.config.eval_batch_size)
+
+    def report_features(self):
+        """Lines about what featurizing cut or skipped."""
+        return [f"{name}: {cut:,} examples longer than {self.config.max_seq_length} tokens were cut"
+                for name, cut in self.features.cut.items() if cut]
+
+    def record(self):
+        """What was trained, for finetuning_config.json."""
+        data = self.data
+        return {"task": data.name, "labels": data.labels, "regression": data.regression, "pair": data.pair,
+                "label_scale": data.label_scale, **self._model_record()}
+
+    def _model_record(self):
+        source = self.source
+        return {"model": source.description, "lowercase": source.lowercase,
+                "electra_config": source.config.to_dict(), "hyperparameters": self.config.to_dict(),
+                "train_examples": len(self.data.train.examples), "updates": self.total_steps}
+
+    def write_outputs(self, model, record):
+        """Test predictions and the export of the selected model; returns entries for eval_results.json."""
+        results = {}
+        for split, (path, scores) in write_predictions(model, self).items():
+            print(f"{split} predictions: {path}", flush=True)
+            if scores:
+                results.setdefault("test", {})[split] = scores
+        if self.options.export:
+            data = self.data
+            results["export"] = export_classifier(model, os.path.join(self.options.output_dir, "export"),
+                                                  data.labels, data.pair, data.label_scale, record)
+        return results
+
+    def skipped(self):
+        """{split: {reason: count}} of what reading the files skipped."""
+        return {s.name: {"empty_texts": s.empty_texts, "malformed_lines": s.malformed_lines}
+                for s in [self.data.train, *self.data.dev, *self.data.test] if s.empty_texts or s.malformed_lines}
+
+    # ---- shared ----
 
     def trial_dir(self, k):
         if self.config.num_trials == 1:
@@ -257,7 +316,7 @@ class FinetuningRun:
         with self.strategy.scope():
             source = self.source if with_weights else ModelSource(
                 self.source.config, self.source.vocab_file, self.source.lowercase)
-            return build_classifier(source, self.data, seed)
+            return self.build_model(source, seed)
 
     def trial(self, k):
         """Trains trial k (seed = seed + k); returns its best epoch's metrics and the history."""
@@ -314,13 +373,6 @@ def write_predictions(classifier, run):
     return written
 
 
-def _record(data, run, source):
-    return {"task": data.name, "labels": data.labels, "regression": data.regression, "pair": data.pair,
-            "label_scale": data.label_scale, "model": source.description, "lowercase": source.lowercase,
-            "electra_config": source.config.to_dict(), "hyperparameters": run.config.to_dict(),
-            "train_examples": len(data.train.examples), "updates": run.total_steps}
-
-
 def prepare_output_dir(options, record, vocab_file):
     if os.path.isdir(options.output_dir) and os.listdir(options.output_dir):
         shutil.rmtree(options.output_dir)  # check_output_dir allowed it: --overwrite of an earlier run's
@@ -329,22 +381,24 @@ def prepare_output_dir(options, record, vocab_file):
     copy_file_atomically(vocab_file, os.path.join(options.output_dir, "vocab.txt"))
 
 
-def run(data, config, options):
-    """Everything run_finetuning does after its flag checks; returns the eval_results dict."""
+def run(data, config, options, run_class=FinetuningRun):
+    """Everything run_finetuning does after its flag checks; returns the eval_results dict.
+
+    `run_class` is the task family's `FinetuningRun`.
+    """
     try:
         strategy = make_strategy(options.distribution_strategy, options.tpu, options.num_cpu_devices)
         source = resolve_model(options, config)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e).splitlines()[0]) from None
-    fine = FinetuningRun(data, config, options, source, strategy)
+    fine = run_class(data, config, options, source, strategy)
     hp = fine.config
     print(f"model: {source.description}; {len(data.train.examples):,} training examples, {fine.epochs} epochs, "
           f"{fine.total_steps:,} updates of {hp.train_batch_size}; learning rate {hp.learning_rate:g}, layer-wise "
           f"decay {hp.layerwise_lr_decay:g}", flush=True)
-    for name, cut in fine.features.cut.items():
-        if cut:
-            print(f"{name}: {cut:,} examples longer than {hp.max_seq_length} tokens were cut", flush=True)
-    record = _record(data, fine, source)
+    for line in fine.report_features():
+        print(line, flush=True)
+    record = fine.record()
     prepare_output_dir(options, record, source.vocab_file)
 
     trials, checkpoints = [], []
@@ -366,21 +420,12 @@ def run(data, config, options):
         results["median"] = _median_results(trials, names)
     results["trials"] = trials
     results["examples"] = {s.name: len(s.examples) for s in [data.train, *data.dev, *data.test]}
-    results["skipped"] = {s.name: {"empty_texts": s.empty_texts, "malformed_lines": s.malformed_lines}
-                          for s in [data.train, *data.dev, *data.test] if s.empty_texts or s.malformed_lines}
+    results["skipped"] = fine.skipped()
 
-    classifier = fine.best_classifier(checkpoints[best])
-    predictions = write_predictions(classifier, fine)
-    for split, (path, scores) in predictions.items():
-        print(f"{split} predictions: {path}", flush=True)
-        if scores:
-            results.setdefault("test", {})[split] = scores
+    model = fine.best_classifier(checkpoints[best])
+    results.update(fine.write_outputs(model, record))
     if len(trials) > 1:
         results["predictions_from_trial"] = best + 1
-    if options.export:
-        path = export_classifier(classifier, os.path.join(options.output_dir, "export"), data.labels, data.pair,
-                                 data.label_scale, record)
-        results["export"] = path
     write_text_atomically(os.path.join(options.output_dir, RESULTS_FILE), json.dumps(results, indent=2))
     _print_summary(results, trials, names)
     return results

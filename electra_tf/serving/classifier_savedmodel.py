@@ -99,11 +99,14 @@ def export_classifier(classifier, export_dir, labels=None, pair=False, score_sca
     with atomic_directory(export_dir, replace=True) as staging:
         tf.saved_model.save(module, staging, signatures={"serving_default": module.serve,
                                                          "serve_text": module.serve_text})
-        with open(os.path.join(staging, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(classifier.preprocessor.vocabulary) + "\n")
-        if labels is not None:
-            with open(os.path.join(staging, "labels.txt"), "w", encoding="utf-8") as f:
-                f.write("\n".join(labels) + "\n")
-        with open(os.path.join(staging, "finetuning_config.json"), "w", encoding="utf-8") as f:
-            json.dump(config or {}, f, indent=2, sort_keys=True)
+        write_beside(staging, classifier.preprocessor, config, {"labels.txt": labels} if labels is not None else {})
     return export_dir
+
+
+def write_beside(staging, preprocessor, config, lists=None):
+    """The files beside a fine-tuned SavedModel: vocab.txt, finetuning_config.json and `lists` ({name: lines})."""
+    for name, lines in {"vocab.txt": preprocessor.vocabulary, **(lists or {})}.items():
+        with open(os.path.join(staging, name), "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+    with open(os.path.join(staging, "finetuning_config.json"), "w", encoding="utf-8") as f:
+        json.dump(config or {}, f, indent=2, sort_keys=True)

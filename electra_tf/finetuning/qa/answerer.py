@@ -1,0 +1,184 @@
+"""`ElectraQuestionAnswerer`: the discriminator's encoder with the original's extractive QA head."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from electra_tf.finetuning.base import FinetuningModel
+from electra_tf.finetuning.qa.config import QAConfig
+from electra_tf.finetuning.qa.features import make_windows
+from electra_tf.finetuning.qa.head import QAHead
+from electra_tf.finetuning.qa.postprocess import best_answers
+from electra_tf.finetuning.qa.squad import make_example
+
+
+def _cross_entropy(logits, positions):
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(positions, tf.int32), logits=logits)
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraQuestionAnswerer(FinetuningModel):
+    """The discriminator's encoder -> `QAHead`: answer spans (and "no answer") in a context.
+
+    The original's QA model (google-research/electra `finetune/qa/qa_tasks.py`).
+    Its inputs are the dict of int32 `input_ids`, `input_mask`,
+    `segment_ids` of `[CLS] question [SEP] context window [SEP]` (and, to
+    train, `start_positions`); it returns the head's dict. The loss, summed
+    over the batch, is the mean of the start and end cross-entropies plus
+    `answerable_weight` x the answerability sigmoid cross-entropy.
+
+    With a `preprocessor`, `fit` takes `(questions, contexts)` and answers
+    (each `{"text": ..., "answer_start": character offset}`, or None for
+    "no answer"), and `predict` takes `(questions, contexts)` and returns,
+    per question, `{"answer", "score", "null_score", "n_best"}`: the answer
+    is "" when `null_score` exceeds `qa.na_threshold`. `compile()` without
+    arguments sets the original's recipe (see `FinetuningModel`).
+
+    Args:
+        config: the `ElectraConfig` of the pre-trained model.
+        preprocessor: an `ElectraPreprocessor` (tokenizer and sequence length), or None.
+        qa: a `QAConfig` (windows, beam, answer length, no-answer threshold).
+        **kwargs: passed to keras.Model.
+
+    Example:
+
+    >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> words = ["who", "sat", "?", "the", "cat", "on", "mat", "dog", "ran"]
+    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+    >>> config = ElectraConfig.for_size("tiny", max_seq_length=24, **special_token_ids(vocab))
+    >>> answerer = ElectraQuestionAnswerer(config, ElectraPreprocessor(vocab, sequence_length=24),
+    ...                                    QAConfig(max_query_length=8, doc_stride=8, beam_size=4))
+    >>> answerer.compile()
+    >>> history = answerer.fit((["who sat?"], ["the cat sat on the mat"]), [{"text": "the cat", "answer_start": 0}],
+    ...                        epochs=1, verbose=0)
+    >>> sorted(answerer.predict((["who ran?"], ["the dog ran"]))[0])
+    ['answer', 'n_best', 'null_score', 'score']
+    """
+
+    def __init__(self, config, preprocessor=None, qa=None, **kwargs):
+        kwargs.setdefault("name", "electra_question_answerer")
+        super().__init__(config, **kwargs)
+        self.preprocessor = preprocessor
+        self.qa = qa or QAConfig()
+        self.head = QAHead(config.hidden_size, self.qa.beam_size, dtype=self.dtype_policy, name="qa_head")
+        self.build()
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.encoder.build((None, self.config.max_seq_length))
+        self.head.build()
+        self.built = True
+
+    def call(self, inputs, training=None):
+        hidden = self.encode(inputs, training=training)
+        start_positions = inputs.get("start_positions") if training else None
+        return self.head(hidden, inputs["input_mask"], inputs["segment_ids"], start_positions=start_positions)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        losses = (_cross_entropy(y_pred["start_logits"], y["start_positions"])
+                  + _cross_entropy(y_pred["end_logits"], y["end_positions"])) / 2.0
+        losses += self.qa.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.cast(y["is_impossible"], tf.float32), logits=y_pred["answerable_logit"])
+        return tf.reduce_sum(losses)
+
+    def default_metrics(self):
+        return None  # the QA metrics need every window of a question: run_finetuning's evaluation
+
+    # ---- text in, answers out ----
+
+    def windows(self, examples, training):
+        """The `Windows` of `QAExample`s with this model's preprocessor and settings."""
+        if self.preprocessor is None:
+            raise ValueError("text needs a preprocessor; build the answerer with from_pretrained or pass "
+                             "preprocessor=ElectraPreprocessor(...)")
+        return make_windows(examples, self.preprocessor, self.qa.max_query_length, self.qa.doc_stride, training)
+
+    @staticmethod
+    def training_arrays(windows):
+        """(x, y) arrays of training `Windows` for keras fit."""
+        x = {**windows.features, "start_positions": windows.start_positions}
+        y = {"start_positions": windows.start_positions, "end_positions": windows.end_positions,
+             "is_impossible": windows.is_impossible}
+        return x, y
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, **kwargs):
+        """Like keras fit; `x` may be (questions, contexts) and `y` their answers (dicts, or None)."""
+        if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], list | tuple):
+            examples = []
+            for k, (question, context, answer) in enumerate(zip(x[0], x[1], y, strict=True)):
+                example = make_example(k, str(k), question, context, [answer["text"]] if answer else [],
+                                       answer["answer_start"] if answer else None, is_impossible=answer is None)
+                if example is None:
+                    raise ValueError(f"answer {k} ({answer['text']!r}) does not occur at character "
+                                     f"{answer['answer_start']} of its context")
+                examples.append(example)
+            x, y = self.training_arrays(self.windows(examples, training=True))
+            batches = math.ceil(len(y["start_positions"]) / (batch_size or 32))
+            return self.fit_features(x, y, batches=batches, epochs=epochs, batch_size=batch_size, **kwargs)
+        if isinstance(x, tf.data.Dataset):
+            kwargs["shuffle"] = False  # a dataset comes shuffled
+        return self.fit_features(x, y, batches=kwargs.get("steps_per_epoch"), epochs=epochs, batch_size=batch_size,
+                                 **kwargs)
+
+    def answer(self, examples, batch_size=None, **kwargs):
+        """`best_answers` of `QAExample`s (every window predicted, then combined)."""
+        windows = self.windows(examples, training=False)
+        kwargs.setdefault("verbose", 0)
+        outputs = keras.Model.predict(self, windows.features, batch_size=batch_size, **kwargs)
+        outputs = {k: np.asarray(v) for k, v in outputs.items()}
+        return best_answers(examples, windows, outputs, self.preprocessor.vocabulary, self.preprocessor.lowercase,
+                            self.qa.max_answer_length, self.qa.n_best_size)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """The head's outputs for features; for (questions, contexts), each question's answer."""
+        if not (isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], list | tuple)):
+            return super().predict(x, batch_size=batch_size, **kwargs)
+        examples = [make_example(k, str(k), q, c) for k, (q, c) in enumerate(zip(x[0], x[1], strict=True))]
+        results = []
+        for best in self.answer(examples, batch_size=batch_size, **kwargs):
+            text = "" if best["null_score"] > self.qa.na_threshold else best["text"]
+            results.append({"answer": text, "score": best["score"], "null_score": best["null_score"],
+                            "n_best": best["n_best"]})
+        return results
+
+    # ---- construction ----
+
+    @classmethod
+    def from_pretrained(cls, path, qa=None, sequence_length=512, hidden_dropout_prob=0.1,
+                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, **kwargs):
+        """A question answerer around the discriminator at `path`, with a preprocessor for its vocabulary.
+
+        Args:
+            path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, or an
+                exported discriminator (`<model_dir>/export/discriminator`).
+            qa: a `QAConfig` (default: the original's settings).
+            sequence_length: tokens per window (the original's 512; at most max_position_embeddings).
+            hidden_dropout_prob: dropout in the encoder.
+            attention_probs_dropout_prob: dropout on attention probabilities.
+            lowercase: as `ElectraClassifier.from_pretrained`.
+            load_weights: False keeps the random initialisation (the untrained baseline).
+            **kwargs: passed to the constructor (e.g. `name`).
+
+        Example:
+
+        >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+        >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "who", "cat"]))
+        >>> from electra_tf.serving.savedmodel import export_pretrainer
+        >>> pretrainer = ElectraPretrainer(ElectraConfig.for_size("tiny", **special_token_ids(vocab)))
+        >>> export = export_pretrainer(pretrainer, vocab, tempfile.mkdtemp())
+        >>> answerer = ElectraQuestionAnswerer.from_pretrained(export, sequence_length=32)
+        >>> answerer.predict((["who"], ["cat cat"]))[0]["answer"] in ("", "cat", "cat cat")
+        True
+        """
+        return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
+                                     lowercase, load_weights, qa=qa, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "qa": dict(vars(self.qa))}
+
+    @classmethod
+    def _arguments_from_config(cls, config):
+        return {**config, "qa": QAConfig(**config.get("qa", {}))}

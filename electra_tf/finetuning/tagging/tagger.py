@@ -1,0 +1,151 @@
+"""`ElectraTagger`: the discriminator's encoder with the original's tagging head (a tag per word)."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from electra_tf.finetuning.base import FinetuningModel
+from electra_tf.finetuning.tagging.features import encode, word_pieces, word_predictions
+
+
+def _is_word_batch(x):
+    return isinstance(x, list | tuple) and bool(x) and isinstance(x[0], list | tuple) and \
+        (not x[0] or isinstance(x[0][0], str))
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class ElectraTagger(FinetuningModel):
+    """The discriminator's encoder -> one dense layer on every token: a tag for each word's first piece.
+
+    The original's tagging model (google-research/electra
+    `finetune/tagging/tagging_tasks.py`): no dropout before the dense layer
+    (Glorot-uniform weights, zero bias), softmax cross-entropy on each
+    word's first word piece, summed over the words and the batch. Its
+    inputs are the dict of int32 `input_ids`, `input_mask`, `segment_ids`;
+    it returns float32 logits `[batch, sequence, tags]`.
+
+    With a `preprocessor`, `fit` takes sentences as lists of words and
+    their tags as lists of tag strings, and `predict` returns a list of tags
+    per sentence (None for the words of a sentence longer than the sequence).
+    `compile()` without arguments sets the original's recipe (see
+    `FinetuningModel`).
+
+    Args:
+        config: the `ElectraConfig` of the pre-trained model (its dropout rates apply to the encoder).
+        tags: the tag strings, in id order.
+        preprocessor: an `ElectraPreprocessor` (its tokenizer and sequence length) for word inputs, or None.
+
+    Example:
+
+    >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> words = ["the", "cat", "sat", "on", "mat", "dog", "ran"]
+    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words))
+    >>> config = ElectraConfig.for_size("tiny", max_seq_length=16, **special_token_ids(vocab))
+    >>> tagger = ElectraTagger(config, tags=["B-NP", "I-NP", "B-VP", "B-PP"],
+    ...                        preprocessor=ElectraPreprocessor(vocab, sequence_length=16))
+    >>> tagger.compile()
+    >>> history = tagger.fit([["the", "cat", "sat"], ["the", "dog", "ran"]],
+    ...                      [["B-NP", "I-NP", "B-VP"], ["B-NP", "I-NP", "B-VP"]], epochs=2, batch_size=2, verbose=0)
+    >>> len(tagger.predict([["the", "cat", "sat", "on", "the", "mat"]])[0])
+    6
+    """
+
+    def __init__(self, config, tags, preprocessor=None, **kwargs):
+        kwargs.setdefault("name", "electra_tagger")
+        if len(tags) < 2:
+            raise ValueError(f"a tagger needs two or more tags, got {list(tags)}")
+        super().__init__(config, **kwargs)
+        self.tags = list(tags)
+        self.preprocessor = preprocessor
+        self.head = keras.layers.Dense(len(self.tags), kernel_initializer="glorot_uniform", dtype=self.dtype_policy,
+                                       name="tagger_head")
+        self.build()
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.encoder.build((None, self.config.max_seq_length))
+        self.head.build((None, None, self.encoder.hidden_size))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return keras.ops.cast(self.head(self.encode(inputs, training=training)), "float32")
+
+    def default_loss(self):
+        # Weighted by fit's sample weights (1 on first pieces), summed: the original's loss.
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="sum")
+
+    # ---- words in, tags out ----
+
+    def _encode_words(self, sentences, tags=None):
+        if self.preprocessor is None:
+            raise ValueError("words need a preprocessor; build the tagger with from_pretrained or pass "
+                             "preprocessor=ElectraPreprocessor(...)")
+        ids = {tag: i for i, tag in enumerate(self.tags)}
+        tag_ids = None
+        if tags is not None:
+            unknown = sorted({t for sentence in tags for t in sentence if t not in ids})
+            if unknown:
+                raise ValueError(f"tags {', '.join(unknown[:5])} are not among the tagger's tags")
+            tag_ids = [[ids[t] for t in sentence] for sentence in tags]
+        p = self.preprocessor
+        return encode(word_pieces(p, sentences), p.sequence_length, p.cls_id, p.sep_id, tag_ids)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, **kwargs):
+        """Like keras fit; `x` may be sentences (lists of words) and `y` their tags (lists of strings)."""
+        if _is_word_batch(x):
+            encoded = self._encode_words(x, y)
+            kwargs.pop("sample_weight", None)
+            batches = math.ceil(len(x) / (batch_size or 32))
+            return self.fit_features(encoded.features, encoded.labels, batches=batches, epochs=epochs,
+                                     batch_size=batch_size, sample_weight=encoded.weights, **kwargs)
+        if isinstance(x, tf.data.Dataset):
+            kwargs["shuffle"] = False  # a dataset comes shuffled
+        return self.fit_features(x, y, batches=kwargs.get("steps_per_epoch"), epochs=epochs,
+                                 batch_size=batch_size, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        """Logits for features; for sentences (lists of words), their tags (None where a sentence was cut)."""
+        if not _is_word_batch(x):
+            return super().predict(x, batch_size=batch_size, **kwargs)
+        encoded = self._encode_words(x)
+        kwargs.setdefault("verbose", 0)
+        logits = super().predict(encoded.features, batch_size=batch_size, **kwargs)
+        return [[self.tags[i] for i in ids] + [None] * (len(words) - len(ids))
+                for words, ids in zip(x, word_predictions(logits, encoded))]
+
+    # ---- construction ----
+
+    @classmethod
+    def from_pretrained(cls, path, tags, sequence_length=128, hidden_dropout_prob=0.1,
+                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, **kwargs):
+        """A tagger around the discriminator at `path`, with a preprocessor for its vocabulary.
+
+        Args:
+            path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, or an
+                exported discriminator (`<model_dir>/export/discriminator`).
+            tags: the tag strings, in id order.
+            sequence_length: tokens per sentence (at most the model's max_position_embeddings).
+            hidden_dropout_prob: dropout in the encoder.
+            attention_probs_dropout_prob: dropout on attention probabilities.
+            lowercase: as `ElectraClassifier.from_pretrained`.
+            load_weights: False keeps the random initialisation (the untrained baseline).
+            **kwargs: passed to the constructor (e.g. `name`).
+
+        Example:
+
+        >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+        >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "film"]))
+        >>> from electra_tf.serving.savedmodel import export_pretrainer
+        >>> pretrainer = ElectraPretrainer(ElectraConfig.for_size("tiny", **special_token_ids(vocab)))
+        >>> export = export_pretrainer(pretrainer, vocab, tempfile.mkdtemp())
+        >>> tagger = ElectraTagger.from_pretrained(export, tags=["DT", "NN"], sequence_length=32)
+        >>> tagger.predict([["a", "film"]])[0][0] in ("DT", "NN")
+        True
+        """
+        return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
+                                     lowercase, load_weights, tags=tags, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "tags": self.tags}
