@@ -9,7 +9,7 @@ to stay within. It also prints, per logged step, the spread of the float32
 seeds and bfloat16's distance from their mean.
 
 Usage (from the repository root, after `make demo_out/data/dataset_info.json`;
-needs matplotlib, which the project itself does not):
+needs matplotlib: `pip install -e .[bench]`):
 
     .venv/bin/python bench/loss_curve.py --data_dir demo_out/data --out_dir /tmp/curve --steps 300
 """
