@@ -1,6 +1,5 @@
 """The pre-training objectives and their knobs: labels, losses, gradients, checkpoints, on hand-built batches."""
 
-import glob
 import json
 import os
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops of the exports' serve_text)
-from conftest import ROOT, random_batch, run_module
+from conftest import ROOT, random_batch, run_module, summary_steps
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from electra_tf import ElectraConfig, ElectraPretrainer, OptimizerConfig, create_optimizer
@@ -351,14 +350,6 @@ def test_kept_model_of_the_masked_lm_objectives(objective, kept):
 # ---------------------------------------------------------------- through the command line
 
 
-def _tags(model_dir):
-    tags = set()
-    for path in glob.glob(f"{model_dir}/train/events.out.tfevents.*"):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            tags.update(value.tag for value in event.summary.value)
-    return tags
-
-
 # Between them every objective and knob: (flags, what the run exports, TensorBoard tags it must write).
 CLI_RUNS = {
     "electra_15": (["--objective=electra_15", "--disallow_correct", "--temperature=2.0", "--final_temperature=1.0"],
@@ -384,7 +375,7 @@ def test_objectives_and_knobs_train_through_the_command_line(name, pretraining_d
     for flag in extra:
         key, _, value = flag[2:].partition("=")
         assert str(recorded[key]) == (value or "True"), (key, recorded[key])
-    written = _tags(model_dir)
+    written = set(summary_steps(model_dir))
     assert tags <= written and not [t for t in written if t.startswith("train/")], sorted(written)
     served = tf.saved_model.load(str(model_dir / "export" / exported)).signatures["serving_default"]
     ids = tf.constant([[2, 40, 41, 3]], tf.int32)
