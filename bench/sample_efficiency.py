@@ -22,7 +22,8 @@ where the first stopped (an interrupted arm starts again):
    dev; the generator-based arms use electra's.
 3. Arms, all with equal pre-training FLOPs at a budget (`pretraining_flops`):
    electra and mlm at every budget; electra_15, replace_mlm, all_tokens_mlm
-   and generators of 1/8, 1/2 and 1 x the width at the middle one.
+   and generators of 1/8, 1/2 and 1 x the width at the middle one; the
+   follow-ups teams and mc_bert there too.
 4. Evaluation on Rotten Tomatoes, scored on its test split: a linear probe
    (logistic regression on the mean-pooled last two layers, C chosen on dev),
    fine-tuning on a few labels and on all of them (run_finetuning, N seeds,
@@ -78,19 +79,28 @@ def detection_head_flops(seq, hidden):
     return 2 * seq * (hidden * hidden + hidden)
 
 
+def selection_head_flops(positions, hidden, embedding, candidates):
+    """A selection head (TEAMS, MC-BERT): dense(hidden -> embedding), then a dot product with each candidate."""
+    return 2 * positions * (hidden * embedding + candidates * embedding)
+
+
 def pretraining_flops(config):
     """Pre-training FLOPs per example: 3 x the forward matmuls of the objective's towers and heads.
 
     Backpropagation costs about twice the forward pass (a gradient for the
     inputs and one for the weights), hence 3 x; each tower is backpropagated
     once, the generator by its MLM loss only. The vocabulary heads run at the
-    `max_predictions_per_seq` slots, except All-Tokens MLM's, at every
-    position. Embedding lookups, softmaxes and layer norms are left out: at
+    `max_predictions_per_seq` slots, except All-Tokens MLM's and MC-BERT's
+    meta controller's, at every position; TEAMS adds its detection task's own
+    layers and its selection head, MC-BERT its choice among candidates at
+    every position. Embedding lookups, softmaxes and layer norms are left out: at
     these sizes the matmuls are most of the work.
 
     Args:
         config: an `ElectraConfig`.
     """
+    from electra_tf.pretraining.objectives import OBJECTIVES
+
     seq, slots, vocab = config.max_seq_length, config.max_predictions_per_seq, config.vocab_size
 
     def tower(name):
@@ -101,6 +111,9 @@ def pretraining_flops(config):
         return vocabulary_head_flops(positions, config.tower_dims(name)[0], config.tower_embedding_size(name), vocab)
 
     main = tower("discriminator")
+    hidden, _, intermediate = config.tower_dims("discriminator")
+    task_layers = encoder_flops(seq, hidden, hidden, intermediate, config.num_layers - config.task_agnostic_layers)
+    candidates = config.candidate_size or getattr(OBJECTIVES[config.objective], "default_candidate_size", 0)
     generator = tower("generator") + head("generator", slots)
     forward = {
         "mlm": main + head("discriminator", slots),
@@ -109,6 +122,11 @@ def pretraining_flops(config):
         "replace_mlm": generator + main + head("discriminator", slots),
         "all_tokens_mlm": generator + main + detection_head_flops(seq, config.hidden_size)
         + head("discriminator", seq),
+        "teams": generator + main + task_layers + detection_head_flops(seq, config.hidden_size)
+        + selection_head_flops(slots, config.hidden_size, config.embedding_size, candidates),
+        # The meta controller's softmax at every position proposes the candidates.
+        "mc_bert": tower("generator") + head("generator", seq) + main
+        + selection_head_flops(seq, config.hidden_size, config.embedding_size, candidates),
     }[config.objective]
     return 3 * forward
 
@@ -200,7 +218,19 @@ def study_arms(recipe, rates):
     base = recipe.model["generator_hidden_size"]
     arms += [Arm("electra", middle, rates["electra"], (("generator_hidden_size", size),))
              for size in recipe.generator_sizes if size != base]
-    return arms
+    return arms + followup_arms(middle, rates["electra"])
+
+
+def followup_arms(budget, learning_rate):
+    """TEAMS and MC-BERT at `budget`, with electra's learning rate.
+
+    TEAMS as Model Garden shapes it (a generator of the discriminator's width
+    and half its depth, sharing its bottom layers): at two layers that is one
+    generator layer, and it is the discriminator's bottom one. MC-BERT's meta
+    controller is electra's generator.
+    """
+    teams = (("generator_hidden_size", 1.0), ("generator_layers", 0.5), ("shared_generator_layers", 1.0))
+    return [Arm("teams", budget, learning_rate, teams), Arm("mc_bert", budget, learning_rate)]
 
 
 # ---------------------------------------------------------------- helpers
@@ -552,6 +582,13 @@ def report(results, command):
                      + " | ".join(cell(record, kind, mlm_at[middle]) for kind in EVALUATIONS) + " |")
     lines.append("| no pre-training | | 0 | " + " | ".join(cell(results["baseline"], kind) for kind in EVALUATIONS)
                  + " |")
+    lines += ["", f"The follow-ups at budget {middle} (their settings: `followup_arms`):", "",
+              "| objective | steps | pre-training accuracy (train, last tenth) | probe | few labels | all labels |",
+              "|---|---|---|---|---|---|"]
+    for objective, metric in (("teams", "mws_accuracy"), ("mc_bert", "mc_accuracy")):
+        record = next(r for r in results["arms"] if r["arm"]["objective"] == objective)
+        lines.append(f"| `{objective}` | {record['steps']} | {metric} {record['train_metrics'][metric]:.3f} | "
+                     + " | ".join(cell(record, kind, mlm_at[middle]) for kind in EVALUATIONS) + " |")
     lines += ["", "Accuracy against pre-training FLOPs (accuracy_vs_flops.png):", "",
               "| objective | budget | FLOPs | steps | epochs | held-out MLM acc | probe | few labels | all labels |",
               "|---|---|---|---|---|---|---|---|---|"]
