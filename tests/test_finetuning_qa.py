@@ -87,6 +87,39 @@ def test_windows_map_every_answer_back_to_its_text(finetuning_model_dir):
     assert examples[4].words[examples[4].start_word] == "(ran)"  # tightened to the pieces of "ran" above
 
 
+def test_python_api_and_export_answer_alike(finetuning_model_dir, tmp_path):
+    """ElectraQuestionAnswerer.fit/predict, then its SavedModel: the same answers, narrowed to word pieces.
+
+    A random-initialised head answers arbitrary spans, which is what exercises the windows' max-context
+    rule (contexts of several windows) and the narrowing of "(1895-1943)." to its pieces.
+    """
+    import tensorflow as tf
+
+    from electra_tf.finetuning.qa.answerer import ElectraQuestionAnswerer
+    from electra_tf.finetuning.qa.config import QAConfig
+    from electra_tf.serving.qa_savedmodel import export_answerer
+
+    qa = QAConfig(max_query_length=8, doc_stride=5, beam_size=8, na_threshold=1e9)
+    answerer = ElectraQuestionAnswerer.from_pretrained(finetuning_model_dir, qa=qa, sequence_length=24)
+    answerer.compile()
+    answers = [{"text": a, "answer_start": offset(a)} if a else None for _, a in QUESTIONS]
+    history = answerer.fit(([q for q, _ in QUESTIONS], [CONTEXT] * len(QUESTIONS)), answers, epochs=1, verbose=0)
+    assert all(v > 0 for v in history.history["loss"])
+    dated = "the cat (1895-1943). sat on the mat, and the dog's bed."
+    questions = ["who sat ?", "when ?", "where did the cat sit ?", "who ran away ?", "whose bed ?"]
+    contexts = [dated, dated, CONTEXT, CONTEXT, dated]
+    assert len(answerer.windows([make_example(0, "0", questions[2], CONTEXT)], training=False)) > 3
+    predicted = answerer.predict((questions, contexts))
+    assert all(p["answer"] and p["answer"] in c for p, c in zip(predicted, contexts))
+
+    export_dir = export_answerer(answerer, str(tmp_path / "export"), no_answer=False)
+    served = tf.saved_model.load(export_dir).signatures["serve_text"](questions=tf.constant(questions),
+                                                                        contexts=tf.constant(contexts))
+    assert [a.decode() for a in served["answer"].numpy()] == [p["answer"] for p in predicted]
+    assert served["score"].numpy() == pytest.approx([p["score"] for p in predicted], abs=1e-4)
+    assert served["null_score"].numpy() == pytest.approx([p["null_score"] for p in predicted], abs=1e-4)
+
+
 @pytest.mark.parametrize("case", ["json", "layout", "offset"])
 def test_bad_squad_files(tmp_path, case):
     path = tmp_path / "train.json"

@@ -82,22 +82,42 @@ class ElectraPreprocessor(keras.layers.Layer):
         """A batch of strings -> ragged int32 WordPiece ids (no [CLS]/[SEP])."""
         return self.tokenizer.tokenize(bert_preprocess(_as_strings(texts), self.lowercase))
 
-    def tokenize_words(self, words):
+    def tokenize_words(self, words, offsets=False):
         """Words -> their WordPiece ids, word by word: ragged int32 [batch, (words), (pieces)].
 
         `words` is a ragged string tensor [batch, (words)] (or a list of lists
         of strings). A word that yields no piece (only deleted characters)
         becomes [UNK], so every word keeps a first piece to carry its tag.
+        With `offsets`, also each piece's start and end byte in its word:
+        where cleaning changed the word's length (accents stripped, control
+        characters deleted) no piece can be placed, and each spans the word.
         """
         if not isinstance(words, tf.RaggedTensor):
             words = tf.ragged.constant(words, dtype=tf.string, ragged_rank=1) if len(words) else \
                 tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.string), tf.zeros([0], tf.int64))
-        pieces = self.tokenize(words.flat_values)
+        cleaned = bert_preprocess(_as_strings(words.flat_values), self.lowercase)
+        pieces, starts, ends = self.tokenizer.tokenize_with_offsets(cleaned)
         lengths = pieces.row_lengths()
+        word_bytes = tf.strings.length(words.flat_values)
+        placed = tf.equal(tf.strings.length(cleaned), word_bytes)
+
+        def one_per_word(values):
+            return tf.RaggedTensor.from_row_lengths(values, tf.ones_like(lengths))
+
+        def keep_first(ragged, fallback):  # each word's pieces, or its fallback when it has none
+            both = tf.concat([ragged, one_per_word(fallback)], axis=1)
+            keep = tf.ragged.range(both.row_lengths()) < tf.expand_dims(tf.maximum(lengths, 1), 1)
+            return tf.RaggedTensor.from_row_splits(tf.ragged.boolean_mask(both, keep), words.row_splits)
+
         unknown = tf.fill(tf.shape(lengths), tf.constant(self.unk_id, pieces.dtype))
-        with_unk = tf.concat([pieces, tf.RaggedTensor.from_row_lengths(unknown, tf.ones_like(lengths))], axis=1)
-        keep = tf.ragged.range(with_unk.row_lengths()) < tf.expand_dims(tf.maximum(lengths, 1), 1)
-        return tf.RaggedTensor.from_row_splits(tf.ragged.boolean_mask(with_unk, keep), words.row_splits)
+        pieces = keep_first(pieces, unknown)
+        if not offsets:
+            return pieces
+        word_bytes = tf.cast(word_bytes, starts.dtype)
+        placed = tf.gather(placed, starts.value_rowids())
+        starts = starts.with_flat_values(tf.where(placed, starts.flat_values, 0))
+        ends = ends.with_flat_values(tf.where(placed, ends.flat_values, tf.gather(word_bytes, ends.value_rowids())))
+        return pieces, keep_first(starts, tf.zeros_like(word_bytes)), keep_first(ends, word_bytes)
 
     def pack(self, segments):
         """One or two ragged id batches -> the padded, truncated features dict."""

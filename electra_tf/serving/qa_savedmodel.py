@@ -5,12 +5,14 @@ questions and a batch of contexts, tokenizes them in the graph with the
 project's tokenizer, reads each context in windows as run_finetuning does
 (question pieces cut to max_query_length, windows every doc_stride
 pieces), runs the beam of the original's head and returns `answer` (the
-original characters of the best span's words; "" for "no answer" on
-SQuAD 2.0 when `null_score` exceeds the run's threshold), `score` (start +
-end log-probability) and `null_score`. Two simplifications against
-run_finetuning's post-processing: a span's text is its whole words (not
-narrowed to its word pieces), and a piece seen by two windows competes in
-both (no max-context rule). `serving_default` takes int32 ids and returns
+original characters of the best span's word pieces; "" for "no answer"
+on SQuAD 2.0 when `null_score` exceeds the run's threshold), `score`
+(start + end log-probability) and `null_score`. A span starts where its
+window gives the start piece its most context, as in run_finetuning's
+post-processing. Where cleaning changed a word's length (accents
+stripped), its pieces cannot be placed in it and a span keeps that whole
+word, where run_finetuning still narrows it by matching the pieces' text.
+`serving_default` takes int32 ids and returns
 the head's beam. It loads with `tf.saved_model.load` (after
 `import tensorflow_text`) in a process that does not import electra_tf.
 """
@@ -49,12 +51,13 @@ class AnswererServing(tf.Module):
         sequence = p.sequence_length
         batch = tf.shape(questions, out_type=tf.int64)[0]
         query = p.tokenize(questions)[:, :qa.max_query_length]
-        words, word_starts, word_ends = self.words.tokenize_with_offsets(contexts)
-        pieces = p.tokenize_words(words)  # [batch, (words), (pieces)]
+        words, word_starts, _ = self.words.tokenize_with_offsets(contexts)
+        pieces, piece_starts, piece_ends = p.tokenize_words(words, offsets=True)  # [batch, (words), (pieces)]
         doc = pieces.merge_dims(1, 2)  # [batch, (pieces)]
-        piece_word = tf.RaggedTensor.from_row_splits(
-            tf.repeat(tf.ragged.range(words.row_lengths()).flat_values, pieces.row_lengths(axis=2).flat_values),
-            doc.row_splits)
+        # Each piece's bytes in its context.
+        word_start = tf.repeat(tf.cast(word_starts.flat_values, tf.int64), pieces.row_lengths(axis=2).flat_values)
+        piece_begin = word_start + piece_starts.flat_values
+        piece_end = word_start + piece_ends.flat_values
         doc_length = doc.row_lengths()
         room = sequence - query.row_lengths() - 3
         stride = tf.minimum(tf.constant(qa.doc_stride, tf.int64), room)
@@ -64,25 +67,40 @@ class AnswererServing(tf.Module):
         length = tf.minimum(tf.gather(room, example), tf.gather(doc_length, example) - start)
         positions = tf.ragged.range(length) + tf.expand_dims(start + tf.gather(doc.row_splits, example), 1)
         window = tf.gather(doc.flat_values, positions)  # ragged [windows, (pieces)]
-        window_word = tf.gather(piece_word.flat_values, positions)
         ids, segments = tf_text.combine_segments([tf.gather(query, example), window], start_of_sequence_id=p.cls_id,
                                                  end_of_segment_id=p.sep_id)
         input_ids, input_mask = tf_text.pad_model_inputs(ids, sequence, pad_value=p.pad_id)
         segment_ids, _ = tf_text.pad_model_inputs(segments, sequence)
         out = self.answerer({"input_ids": tf.cast(input_ids, tf.int32), "input_mask": tf.cast(input_mask, tf.int32),
                              "segment_ids": tf.cast(segment_ids, tf.int32)}, training=False)
-        # The context word at each position of each window (-1 outside the context).
         offset = tf.gather(query.row_lengths(), example) + 2
-        word_at = tf.RaggedTensor.from_row_lengths(
-            tf.fill([tf.reduce_sum(offset)], tf.constant(-1, tf.int64)), offset)
-        word_at = tf.concat([word_at, window_word], axis=1).to_tensor(-1, shape=[None, sequence])
+
+        def by_position(values, outside):
+            """Per window, a value for each of its pieces -> [windows, sequence], `outside` off the context."""
+            before = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(offset)], outside), offset)
+            return tf.concat([before, values], axis=1).to_tensor(outside, shape=[None, sequence])
+
+        # The max-context rule (the original's _check_is_max_context): a piece seen by several windows
+        # counts in the one where it has the most context on its shorter side (the first on a tie).
+        piece, window_of = positions.flat_values, positions.value_rowids()
+        index = tf.ragged.range(length).flat_values
+        window_length = tf.gather(length, window_of)
+        context = tf.cast(tf.minimum(index, window_length - 1 - index), tf.float32) + 0.01 * tf.cast(
+            window_length, tf.float32)
+        pieces_in_batch = tf.shape(doc.flat_values, out_type=tf.int64)[0]
+        most = tf.math.unsorted_segment_max(context, piece, pieces_in_batch)
+        chosen = tf.math.unsorted_segment_min(tf.where(context >= tf.gather(most, piece), window_of, tf.int64.max),
+                                              piece, pieces_in_batch)
+        max_context = by_position(positions.with_flat_values(tf.equal(window_of, tf.gather(chosen, piece))), False)
+        piece_at = by_position(positions, tf.constant(-1, tf.int64))  # the piece at each position, -1 off context
+
         starts = tf.cast(out["start_top_index"], tf.int64)  # [windows, beam]
         ends = tf.cast(out["end_top_index"], tf.int64)  # [windows, beam, beam]
         starts_b = tf.broadcast_to(starts[:, :, None], tf.shape(ends, out_type=tf.int64))
-        start_word = tf.gather(word_at, starts_b, batch_dims=1)
-        end_word = tf.gather(word_at, ends, batch_dims=1)
-        valid = ((starts_b > 0) & (start_word >= 0) & (end_word >= 0) & (ends >= starts_b)
-                 & (ends - starts_b + 1 <= qa.max_answer_length))
+        start_piece = tf.gather(piece_at, starts_b, batch_dims=1)
+        end_piece = tf.gather(piece_at, ends, batch_dims=1)
+        valid = ((starts_b > 0) & (start_piece >= 0) & (end_piece >= 0) & (ends >= starts_b)
+                 & tf.gather(max_context, starts_b, batch_dims=1) & (ends - starts_b + 1 <= qa.max_answer_length))
         scores = out["start_top_log_probs"][:, :, None] + out["end_top_log_probs"]
         scores = tf.where(valid, scores, -1e30)
         flat = tf.reshape(scores, [tf.shape(scores)[0], -1])
@@ -92,13 +110,12 @@ class AnswererServing(tf.Module):
         windows = tf.range(tf.shape(example, out_type=tf.int64)[0])
         winner = tf.math.unsorted_segment_min(
             tf.where(best_score >= tf.gather(best_of_question, example), windows, tf.int64.max), example, batch)
-        pick = tf.gather(best_in_window, winner)
-        first = tf.gather_nd(tf.reshape(start_word, [tf.shape(scores)[0], -1]), tf.stack([winner, pick], 1))
-        last = tf.gather_nd(tf.reshape(end_word, [tf.shape(scores)[0], -1]), tf.stack([winner, pick], 1))
+        pick = tf.stack([winner, tf.gather(best_in_window, winner)], 1)
+        first = tf.gather_nd(tf.reshape(start_piece, [tf.shape(scores)[0], -1]), pick)
+        last = tf.gather_nd(tf.reshape(end_piece, [tf.shape(scores)[0], -1]), pick)
         found = best_of_question > -1e29
-        rows = tf.range(batch)
-        begin = tf.gather_nd(word_starts.to_tensor(0), tf.stack([rows, tf.maximum(first, 0)], 1))
-        end = tf.gather_nd(word_ends.to_tensor(0), tf.stack([rows, tf.maximum(last, 0)], 1))
+        begin = tf.gather(piece_begin, tf.maximum(first, 0))
+        end = tf.gather(piece_end, tf.maximum(last, 0))
         answer = tf.where(found, tf.strings.substr(contexts, begin, end - begin), "")
         null_score = tf.math.unsorted_segment_min(out["answerable_logit"], example, batch)
         if self.no_answer:
