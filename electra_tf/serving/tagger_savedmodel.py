@@ -15,6 +15,7 @@ that does not import electra_tf.
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from electra_tf.finetuning.tagging.spans import iob2_tensor
 from electra_tf.serving.classifier_savedmodel import write_beside
 from electra_tf.utils.atomic import atomic_directory
 
@@ -24,13 +25,15 @@ class TaggerServing(tf.Module):
 
     Args:
         tagger: the trained `ElectraTagger` (its `preprocessor` tokenizes serve_text's words).
+        iob2: re-write serve_text's chunk tags in IOB2 (a tagger trained on BIOES, as the chunk preset).
     """
 
-    def __init__(self, tagger):
+    def __init__(self, tagger, iob2=False):
         super().__init__(name="electra_tagger")
         self.tagger = tagger
         self.preprocessor = tagger.preprocessor
         self.tags = tf.constant(tagger.tags)
+        self.iob2 = iob2
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 3)
     def serve(self, input_ids, input_mask, segment_ids):
@@ -55,17 +58,23 @@ class TaggerServing(tf.Module):
         best = tf.argmax(self.tagger(features, training=False), axis=-1, output_type=tf.int32)
         positions = (first * tf.cast(keep, first.dtype)).to_tensor()
         tag_ids = tf.gather(best, tf.cast(positions, tf.int32), batch_dims=1)
-        tags = tf.where(keep.to_tensor(False), tf.gather(self.tags, tag_ids), "")
+        kept = keep.to_tensor(False)
+        if self.iob2:
+            tags = iob2_tensor(tag_ids, kept, self.tagger.tags)
+        else:
+            tags = tf.where(kept, tf.gather(self.tags, tag_ids), "")
         return {"words": words.to_tensor(""), "tags": tags, "num_words": tf.cast(words.row_lengths(), tf.int32)}
 
 
-def export_tagger(tagger, export_dir, config=None):
+def export_tagger(tagger, export_dir, config=None, iob2=False):
     """Writes the tagger's SavedModel to `export_dir` (replacing one there only once the new one is complete).
 
     Args:
         tagger: a trained `ElectraTagger` with a preprocessor.
         export_dir: the directory to write.
         config: a dict written beside it as finetuning_config.json (what the model was trained on).
+        iob2: serve_text answers chunk tags in IOB2 whatever scheme the tagger learnt (`iob2_tensor`), as
+            run_finetuning's chunk preset writes its predictions.
 
     Example:
 
@@ -78,7 +87,7 @@ def export_tagger(tagger, export_dir, config=None):
     >>> out["words"].numpy().tolist(), out["tags"].shape, out["num_words"].numpy().tolist()
     ([[b'the', b'cat', b'sat'], [b'sat', b'', b'']], TensorShape([2, 3]), [3, 1])
     """
-    module = TaggerServing(tagger)
+    module = TaggerServing(tagger, iob2)
     with atomic_directory(export_dir, replace=True) as staging:
         tf.saved_model.save(module, staging, signatures={"serving_default": module.serve,
                                                          "serve_text": module.serve_text})

@@ -105,5 +105,6 @@ class TaggingRun(FinetuningRun):
             if scores:
                 results.setdefault("test", {})[split.name] = scores
         if self.options.export:
-            results["export"] = export_tagger(model, os.path.join(self.options.output_dir, "export"), record)
+            results["export"] = export_tagger(model, os.path.join(self.options.output_dir, "export"), record,
+                                              iob2=self.data.bioes)
         return results

@@ -9,6 +9,8 @@ inside I tags does not split a span (the span takes the last tag's type).
 
 import re
 
+import tensorflow as tf
+
 _CHUNK_TAG = re.compile(r"^[BIES]-.+$")
 
 
@@ -100,3 +102,37 @@ def to_bioes(tags):
     ['B-NP', 'E-NP', 'S-VP', 'O']
     """
     return tags_of_spans(span_labels(tags), len(tags), "BIOES")
+
+
+def iob2_tensor(tag_ids, kept, tags):
+    """Predicted tags re-written in IOB2 as TensorFlow ops: `tags_of_spans(span_labels(...), n, "BIO")` in a graph.
+
+    The exported chunk tagger's answer in the scheme its run writes: the
+    spans `span_labels` reads (B and S open one, O closes one, I or E after
+    O opens one, a span takes its last tag's type), each written B-, I-....
+
+    Args:
+        tag_ids: int [batch, words] indices into `tags`.
+        kept: bool [batch, words], False past a sentence's tagged words (those give "").
+        tags: the tag names (a Python list).
+
+    Example:
+
+    >>> tags = ["O", "B-NP", "E-NP", "S-VP", "I-NP"]
+    >>> kept = tf.constant([[True] * 4, [True, True, False, False]])
+    >>> out = iob2_tensor(tf.constant([[1, 2, 3, 0], [4, 3, 0, 0]]), kept, tags)
+    >>> out.numpy().tolist()
+    [[b'B-NP', b'I-NP', b'B-VP', b'O'], [b'B-NP', b'B-VP', b'', b'']]
+    """
+    tag_ids = tf.convert_to_tensor(tag_ids)
+    is_outside = tf.gather(tf.constant([t == "O" for t in tags]), tag_ids) | ~kept
+    after_outside = tf.concat([tf.ones_like(is_outside[:, :1]), is_outside[:, :-1]], axis=1)
+    opens = ~is_outside & (tf.gather(tf.constant([_prefix(t) in ("B", "S") for t in tags]), tag_ids) | after_outside)
+    # Number the spans (and each outside word) along the batch; every span's type is its last word's.
+    segment = tf.reshape(tf.cumsum(tf.cast(tf.reshape(opens | is_outside, [-1]), tf.int32)), tf.shape(tag_ids))
+    index = tf.reshape(tf.range(tf.size(tag_ids)), tf.shape(tag_ids))
+    last = tf.math.unsorted_segment_max(index, segment, tf.size(tag_ids) + 1)
+    kind = tf.gather(tf.reshape(tf.gather(tf.constant([_type(t) for t in tags]), tag_ids), [-1]),
+                     tf.maximum(tf.gather(last, segment), 0))
+    inside = tf.strings.join([tf.where(opens, "B-", "I-"), kind])
+    return tf.where(is_outside, tf.where(kept, "O", ""), inside)
