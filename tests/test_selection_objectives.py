@@ -191,22 +191,27 @@ def test_mc_bert_candidates_labels_and_reject_option():
     assert (labels[replaced] == ORIGINAL).all() and (labels[~replaced] == REJECT).all()
 
 
-def test_mc_bert_loss_matches_numpy():
-    config = MC_BERT.replace(gen_weight=0.5, disc_weight=20.0)
+@pytest.mark.parametrize("sharing", ["tied", "gdes"])
+def test_mc_bert_loss_matches_numpy(sharing):
+    config = MC_BERT.replace(gen_weight=0.5, disc_weight=20.0, embedding_sharing=sharing)
     pretrainer = ElectraPretrainer(config)
     rng = np.random.RandomState(0)
+    main = pretrainer.main_mlm
+    words = main.embeddings.word_embeddings.embeddings  # with gdes, the residual the main model adds
+    words.assign(rng.normal(scale=0.02, size=words.shape).astype("float32"))
     pretrainer.main_mlm.head.output_bias.assign(rng.normal(size=config.vocab_size).astype("float32"))
     pretrainer.reject_option.bias.assign(0.3)
     batch = random_batch(config, 4, seed=2)
     out = pretrainer(_tensors(batch), step=1)
     loss, _ = pretrainer._compute_losses(out, *pretrainer._denominators([out]))
 
-    main = pretrainer.main_mlm
     hidden = main.encoder(out["corrupted_ids"], out["segment_ids"], out["input_mask"]).numpy()
     transformed = _transform(main.head.dense, main.head.layer_norm, hidden)
     sets = out["candidate_ids"].numpy()
-    table = np.concatenate([main.embeddings.word_embeddings.embeddings.numpy(),
-                            pretrainer.reject_option.embedding.numpy()[None]])  # row -1: the reject option
+    table = words.numpy()
+    if sharing == "gdes":
+        table = table + pretrainer.generator.embeddings.word_embeddings.embeddings.numpy()
+    table = np.concatenate([table, pretrainer.reject_option.embedding.numpy()[None]])  # row -1: the reject option
     bias = np.concatenate([main.head.output_bias.numpy(), [0.3]])
     logits = np.einsum("bse,bske->bsk", transformed, table[sets]) + bias[sets]
     np.testing.assert_allclose(out["candidate_logits"], logits, atol=1e-4)

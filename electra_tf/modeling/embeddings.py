@@ -80,6 +80,13 @@ class ElectraEmbeddings(BuiltFromConfig, keras.layers.Layer):
     def compute_output_shape(self, input_ids_shape, segment_ids_shape=None):
         return tuple(input_ids_shape) + (self.width,)
 
+    def word_table(self):
+        """The word embeddings this tower reads, [vocab, width] (with gdes: the generator's + the residual)."""
+        words = self.word_embeddings
+        if isinstance(words, _ResidualWords):
+            return _summed(words.base.embeddings, words.embeddings)
+        return words.embeddings
+
     def tables(self):
         """The five variables in the original's order: word, position, segment, LayerNorm gamma and beta."""
         return [self.word_embeddings.embeddings, self.position_embeddings.position_embeddings,

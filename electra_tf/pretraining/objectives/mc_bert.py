@@ -123,7 +123,7 @@ class McBert(SelectionObjective):
         hidden = self.main_mlm.encoder(outputs["corrupted_ids"], masked["segment_ids"], masked["input_mask"],
                                        training=training, dropout_keys=masked["dropout_keys"])
         head = self.main_mlm.head
-        table = self.main_mlm.embeddings.word_embeddings.embeddings
+        table = self.main_mlm.embeddings.word_table()
         words = tf.maximum(candidates, 0)
         is_reject = (candidates < 0)[..., None]
         embeddings = tf.where(is_reject, tf.cast(self.reject_option.embedding, table.dtype), tf.gather(table, words))

@@ -93,7 +93,7 @@ class Teams(SelectionObjective):
                                                           dropout_keys=masked["dropout_keys"])
         rtd_hidden = self.rtd_layers(layers[self.config.task_agnostic_layers - 1], masked["input_mask"],
                                      training=training, dropout_keys=masked["dropout_keys"])
-        table = self.discriminator.embeddings.word_embeddings.embeddings
+        table = self.discriminator.embeddings.word_table()
         mws_logits = self.mws_head(at_positions(layers[-1], masked["masked_lm_positions"]),
                                    tf.gather(table, candidates))
         return {**outputs, "rtd_logits": self.discriminator.head(rtd_hidden), "candidate_ids": candidates,
