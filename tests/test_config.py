@@ -71,3 +71,34 @@ def test_unknown_size_and_fields_are_refused():
         ElectraConfig.for_size("medium")
     with pytest.raises(ValueError, match="unknown ElectraConfig fields: hidden"):
         ElectraConfig.from_dict({"hidden": 3})
+
+
+PRETRAINING_FLAGFILES = ("demo", "electra_small", "electra_base", "electra_large", "teams_small", "mc_bert_base")
+
+
+@pytest.mark.parametrize("name", PRETRAINING_FLAGFILES)
+def test_shipped_flagfiles_give_valid_settings(name, tmp_path):
+    """Every pre-training flagfile in configs/ parses and builds a config and optimizer that validate."""
+    import os
+
+    from conftest import ROOT
+
+    from electra_tf import run_pretraining
+    from electra_tf.text.vocab import RESERVED_TOKENS
+    from electra_tf.training import run_flags
+
+    words = [f"w{i}" for i in range(100)]
+    (tmp_path / "vocab.txt").write_text("\n".join([*RESERVED_TOKENS, *words]) + "\n", encoding="utf-8")
+    flags = run_pretraining.FLAGS
+    flags.unparse_flags()
+    try:
+        flags(["run_pretraining", f"--flagfile={os.path.join(ROOT, 'configs', name + '.flags')}",
+               f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}"])
+        settings = run_flags.settings_from_flags()
+        objective, clip_norm = flags.objective, flags.clip_norm
+    finally:
+        flags.unparse_flags()
+    assert settings.model.vocab_size == len(RESERVED_TOKENS) + len(words)
+    assert settings.model.objective == (objective or "electra")
+    if name == "mc_bert_base":  # the code's recipe: no clipping, Adam with bias correction
+        assert clip_norm == 0 and settings.optimizer.bias_correction and settings.model.candidate_size == 10
