@@ -213,14 +213,14 @@ def steps_for(recipe, vocab_file, arm):
 
 
 def study_arms(recipe, rates):
-    """The arms after the grid: electra and mlm at every budget, the rest at the middle budget."""
+    """The arms after the grid, by budget: electra and mlm at every budget, the rest at the middle budget."""
     middle = recipe.budgets[recipe.middle]
     arms = [Arm(objective, budget, rates[objective]) for budget in recipe.budgets for objective in ("electra", "mlm")]
     arms += [Arm(objective, middle, rates["electra"]) for objective in ("electra_15", "replace_mlm", "all_tokens_mlm")]
     base = recipe.model["generator_hidden_size"]
     arms += [Arm("electra", middle, rates["electra"], (("generator_hidden_size", size),))
              for size in recipe.generator_sizes if size != base]
-    return arms + followup_arms(middle, rates["electra"])
+    return sorted(arms + followup_arms(middle, rates["electra"]), key=lambda arm: arm.budget)
 
 
 def followup_arms(budget, learning_rate):
@@ -449,17 +449,39 @@ def probe_accuracy(encoder, paths, seq):
     return {"dev": dev, "C": c, "test": float(correct.mean()), "test_correct": correct.astype(int).tolist()}
 
 
+def run_finetuning(args, log_path):
+    """`python -m electra_tf.run_finetuning args`, run in this process (its flags, its main), output to `log_path`.
+
+    In-process saves TensorFlow's start-up for each of the study's thirty-odd
+    runs; the runner seeds and clears Keras's state for every trial itself.
+    """
+    import contextlib
+
+    from absl import flags
+
+    from electra_tf import run_finetuning as tool
+
+    print("$ python -m electra_tf.run_finetuning " + " ".join(args), flush=True)
+    if "task" not in flags.FLAGS:
+        tool.define_flags()
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["run_finetuning", *args])
+    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
+            contextlib.redirect_stderr(log):
+        tool.main([])
+
+
 def finetune(recipe, paths, init, output_dir, kind, random_init=False):
     """run_finetuning over `recipe.seeds` seeds; returns each seed's last-epoch accuracy on RT test."""
     results_path = os.path.join(output_dir, "eval_results.json")
     if not os.path.exists(results_path):
         epochs = recipe.few_label_epochs if kind == "few" else recipe.full_epochs
-        run_command([sys.executable, "-m", "electra_tf.run_finetuning", "--task=custom",
-                     f"--data_dir={paths[f'finetune_{kind}']}", "--text_a_column=text", "--label_column=label",
-                     f"--init_checkpoint={init}", *(["--random_init"] if random_init else []),
-                     f"--output_dir={output_dir}", f"--num_trials={recipe.seeds}", "--seed=0",
-                     f"--num_train_epochs={epochs}", "--noexport", "--overwrite", *recipe.finetune_flags],
-                    os.path.join(os.path.dirname(output_dir), f"finetune_{kind}.log"))
+        run_finetuning(["--task=custom", f"--data_dir={paths[f'finetune_{kind}']}", "--text_a_column=text",
+                        "--label_column=label", f"--init_checkpoint={init}",
+                        *(["--random_init"] if random_init else []), f"--output_dir={output_dir}",
+                        f"--num_trials={recipe.seeds}", "--seed=0", f"--num_train_epochs={epochs}", "--noexport",
+                        "--overwrite", *recipe.finetune_flags],
+                       os.path.join(os.path.dirname(output_dir), f"finetune_{kind}.log"))
     results = read_json(results_path)
     return {str(trial["seed"]): trial["history"][-1]["accuracy"] for trial in results["trials"]}
 
