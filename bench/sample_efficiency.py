@@ -34,6 +34,7 @@ where the first stopped (an interrupted arm starts again):
 """
 
 import argparse
+import concurrent.futures
 import dataclasses
 import json
 import math
@@ -51,6 +52,7 @@ PAPER_NAMES = {"mlm": "BERT (MLM with [MASK])", "replace_mlm": "Replace MLM", "e
 EVALUATIONS = ("probe", "few", "full")
 SECTION_BEGIN = "<!-- sample_efficiency: begin (written by bench/sample_efficiency.py) -->"
 SECTION_END = "<!-- sample_efficiency: end -->"
+FINETUNING_WORKERS = 2
 
 
 # ---------------------------------------------------------------- FLOPs
@@ -449,49 +451,19 @@ def probe_accuracy(encoder, paths, seq):
     return {"dev": dev, "C": c, "test": float(correct.mean()), "test_correct": correct.astype(int).tolist()}
 
 
-def run_finetuning(args, log_path):
-    """`python -m electra_tf.run_finetuning args`, run in this process (its flags, its main), output to `log_path`.
-
-    In-process saves TensorFlow's start-up for each of the study's thirty-odd
-    runs; the runner seeds and clears Keras's state for every trial itself.
-    """
-    import contextlib
-
-    from absl import flags
-
-    from electra_tf import run_finetuning as tool
-
-    print("$ python -m electra_tf.run_finetuning " + " ".join(args), flush=True)
-    if "task" not in flags.FLAGS:
-        tool.define_flags()
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["run_finetuning", *args])
-    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
-        tool.main([])
-
-
 def finetune(recipe, paths, init, output_dir, kind, random_init=False):
     """run_finetuning over `recipe.seeds` seeds; returns each seed's last-epoch accuracy on RT test."""
     results_path = os.path.join(output_dir, "eval_results.json")
     if not os.path.exists(results_path):
         epochs = recipe.few_label_epochs if kind == "few" else recipe.full_epochs
-        run_finetuning(["--task=custom", f"--data_dir={paths[f'finetune_{kind}']}", "--text_a_column=text",
-                        "--label_column=label", f"--init_checkpoint={init}",
-                        *(["--random_init"] if random_init else []), f"--output_dir={output_dir}",
-                        f"--num_trials={recipe.seeds}", "--seed=0", f"--num_train_epochs={epochs}", "--noexport",
-                        "--overwrite", *recipe.finetune_flags],
-                       os.path.join(os.path.dirname(output_dir), f"finetune_{kind}.log"))
+        run_command([sys.executable, "-m", "electra_tf.run_finetuning", "--task=custom",
+                     f"--data_dir={paths[f'finetune_{kind}']}", "--text_a_column=text", "--label_column=label",
+                     f"--init_checkpoint={init}", *(["--random_init"] if random_init else []),
+                     f"--output_dir={output_dir}", f"--num_trials={recipe.seeds}", "--seed=0",
+                     f"--num_train_epochs={epochs}", "--noexport", "--overwrite", *recipe.finetune_flags],
+                    os.path.join(os.path.dirname(output_dir), f"finetune_{kind}.log"))
     results = read_json(results_path)
     return {str(trial["seed"]): trial["history"][-1]["accuracy"] for trial in results["trials"]}
-
-
-def evaluate(recipe, paths, record, arm_dir):
-    for kind in ("few", "full"):
-        if kind not in record:
-            record[kind] = finetune(recipe, paths, record["model_dir"], os.path.join(arm_dir, f"finetune_{kind}"),
-                                    kind)
-    return record
 
 
 # ---------------------------------------------------------------- statistics and the report
@@ -676,35 +648,47 @@ def run_study(recipe, out, command):
     grid = {objective: {f"{lr:g}": arm_record(Arm(objective, recipe.budgets[0], lr))["probe"]["dev"]
                         for lr in recipe.learning_rates} for objective in ("electra", "mlm")}
     rates = {objective: float(max(values, key=values.get)) for objective, values in grid.items()}
-    records = []
-    for arm in study_arms(recipe, rates):
-        arm_dir = os.path.join(arms_dir, arm.name)
-        record = arm_record(arm)
-        records.append(cached(os.path.join(arm_dir, "evaluated.json"),
-                              lambda record=record, arm_dir=arm_dir: evaluate(recipe, paths, dict(record), arm_dir)))
     baseline_dir = os.path.join(out, "no_pretraining")
     os.makedirs(baseline_dir, exist_ok=True)
-    reference = records[0]["model_dir"]  # the same architecture and vocabulary, its weights not used
+    # Fine-tuning a model this small keeps about one core busy, so run_finetuning runs in
+    # FINETUNING_WORKERS processes beside the pre-training of the next arms, here.
+    with concurrent.futures.ThreadPoolExecutor(FINETUNING_WORKERS) as pool:
 
-    def baseline():
-        import keras
+        def evaluations(init, directory, random_init=False):
+            return {kind: pool.submit(finetune, recipe, paths, init, os.path.join(directory, f"finetune_{kind}"),
+                                      kind, random_init) for kind in ("few", "full")}
 
-        from electra_tf.modeling.models import ElectraDiscriminator, build_tower
+        pending = []
+        for arm in study_arms(recipe, rates):
+            arm_dir = os.path.join(arms_dir, arm.name)
+            record = arm_record(arm)
+            pending.append((arm_dir, record, evaluations(record["model_dir"], arm_dir)))
+        # The no-pre-training floor: the first arm's architecture and vocabulary, random weights.
+        floor = evaluations(pending[0][1]["model_dir"], baseline_dir, random_init=True)
+        records = [cached(os.path.join(arm_dir, "evaluated.json"),
+                          lambda record=record, jobs=jobs: {**record, **{k: job.result() for k, job in jobs.items()}})
+                   for arm_dir, record, jobs in pending]
 
-        config = electra_config(recipe, paths["vocab.txt"])
-        keras.utils.set_random_seed(config.seed)
-        model = ElectraDiscriminator(config)
-        build_tower(model, config.max_seq_length)
-        return {"probe": probe_accuracy(model.encoder, paths, config.max_seq_length),
-                **{kind: finetune(recipe, paths, reference, os.path.join(baseline_dir, f"finetune_{kind}"), kind,
-                                  random_init=True) for kind in ("few", "full")}}
+        def baseline():
+            import keras
+
+            from electra_tf.modeling.models import ElectraDiscriminator, build_tower
+
+            config = electra_config(recipe, paths["vocab.txt"])
+            keras.utils.set_random_seed(config.seed)
+            model = ElectraDiscriminator(config)
+            build_tower(model, config.max_seq_length)
+            return {"probe": probe_accuracy(model.encoder, paths, config.max_seq_length),
+                    **{kind: job.result() for kind, job in floor.items()}}
+
+        floor_record = cached(os.path.join(baseline_dir, "evaluated.json"), baseline)
 
     results = {
         "recipe": dataclasses.asdict(recipe), "grid": grid, "rates": rates, "arms": records,
         "curve": [r for r in records if not r["arm"]["changes"] and r["arm"]["objective"] in ("electra", "mlm")],
         "generator": [r for r in records if r["arm"]["objective"] == "electra"
                       and r["arm"]["budget"] == recipe.budgets[recipe.middle]],
-        "baseline": cached(os.path.join(baseline_dir, "evaluated.json"), baseline),
+        "baseline": floor_record,
         "train_examples": read_json(os.path.join(paths["train_records"], "dataset_info.json"))["num_examples"],
         "test_reviews": len(paths["probe"]["test"]), "machine": machine(),
     }
