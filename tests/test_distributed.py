@@ -95,7 +95,7 @@ def _checkpoint_values(model_dir):
 
 
 def test_run_pretraining_on_real_data_matches_across_topologies(pretraining_data, tmp_path):
-    """Two workers, two replicas and one device train on the same TFRecord batches to the same weights."""
+    """Two workers, two replicas, one device and accumulation train on the same TFRecord batches to the same weights."""
     flags = [f"--data_dir={pretraining_data}", "--model_size=tiny", "--max_seq_length=64", "--train_batch_size=8",
              "--num_train_steps=10", "--num_warmup_steps=2", "--steps_per_loop=5", "--save_checkpoints_steps=5",
              "--log_every_steps=5", "--hidden_dropout_prob=0", "--attention_probs_dropout_prob=0"]
@@ -111,10 +111,14 @@ def test_run_pretraining_on_real_data_matches_across_topologies(pretraining_data
     assert len(glob.glob(f"{model_dir}/train/events.out.tfevents.*")) == 1
     assert len(glob.glob(f"{model_dir}/checkpoints/ckpt-*.index")) == 2
 
-    runs = [subprocess.Popen(command + [f"--model_dir={tmp_path / strategy}", f"--distribution_strategy={strategy}",
-                                        "--num_cpu_devices=2", "--noexport_at_end"],
+    # One device, two replicas, and one device accumulating two micro-batches per update, side by side (each
+    # spends most of its time starting).
+    setups = {"one_device": [], "mirrored": [], "accumulated": ["--gradient_accumulation_steps=2"]}
+    runs = [subprocess.Popen(command + [f"--model_dir={tmp_path / name}", "--num_cpu_devices=2", "--noexport_at_end",
+                                        f"--distribution_strategy={'mirrored' if name == 'mirrored' else 'one_device'}",
+                                        *extra],
                              env=CLI_ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for strategy in ["one_device", "mirrored"]]  # side by side: each spends most of its time starting
+            for name, extra in setups.items()]
     try:
         for run in runs:
             _, err = run.communicate(timeout=300)
@@ -125,7 +129,7 @@ def test_run_pretraining_on_real_data_matches_across_topologies(pretraining_data
             run.wait()
     alone = _checkpoint_values(tmp_path / "one_device")
     assert len(alone) > 100
-    for other in [model_dir, tmp_path / "mirrored"]:
+    for other in [model_dir, tmp_path / "mirrored", tmp_path / "accumulated"]:
         values = _checkpoint_values(other)
         assert sorted(values) == sorted(alone)
         for name, value in alone.items():

@@ -109,6 +109,22 @@ def test_deterministic_order_for_a_seed(tmp_path):
     assert sorted(order(1)) == sorted(order(2))
 
 
+def test_accumulated_micro_batches_come_in_the_order_of_one_batch(tmp_path):
+    """Micro-batches of 4 for updates of 8 hold, in order, the examples of batches of 8, also on resume."""
+    pattern = str(tmp_path / "d" / "*")
+    _write_shards(tmp_path / "d", 4, 25)
+
+    def order(batch_size, skip_batches=0, batches_per_step=1):
+        return _example_keys(input_pipeline.make_pretraining_dataset(
+            pattern, batch_size, SEQ, seed=2, deterministic=True, shuffle_buffer=50,
+            skip_batches=skip_batches, batches_per_step=batches_per_step).take(24 // batch_size))
+
+    whole = order(8)
+    assert order(4, batches_per_step=2) == whole and order(4) != whole
+    # Resuming after 2 updates: skip 4 micro-batches, 2 batches of 8.
+    assert order(4, skip_batches=4, batches_per_step=2)[:8] == order(8, skip_batches=2)[:8] == whole[16:24]
+
+
 @pytest.mark.parametrize("num_files", [5, 1])
 def test_two_pipelines_split_each_epoch_exactly(tmp_path, num_files):
     per_file = 40 // num_files

@@ -152,7 +152,7 @@ def _split_between_pipelines(files, sizes, num_pipelines, pipeline_id, **kwargs)
 def make_pretraining_dataset(file_pattern, batch_size, seq_length, *,
                              input_context=None, shuffle=True, seed=0,
                              deterministic=False, repeat=True,
-                             shuffle_buffer=10000, skip_batches=0):
+                             shuffle_buffer=10000, skip_batches=0, batches_per_step=1):
     """Batches of int32 [batch_size, seq_length] input_ids/input_mask/segment_ids.
 
     With `deterministic`, the global batches (all replicas' batches in replica
@@ -162,6 +162,10 @@ def make_pretraining_dataset(file_pattern, batch_size, seq_length, *,
     number of workers divides; see `stream_count`). Otherwise the files, or
     the records when there are fewer files than workers, are split between
     workers and the order depends on the topology; a warning says so.
+    With gradient accumulation (`batches_per_step` > 1) on one machine, the
+    examples come in the order of one update's batch, as without
+    accumulation; on several workers in that of a micro-batch (a warning
+    says so).
 
     Args:
       file_pattern: a glob, comma-separated globs, or a list of them.
@@ -175,6 +179,7 @@ def make_pretraining_dataset(file_pattern, batch_size, seq_length, *,
       repeat: repeat forever (epochs are reshuffled).
       shuffle_buffer: records held in shuffle buffers, all streams together.
       skip_batches: start after this many global batches (resuming a run).
+      batches_per_step: global batches per update (gradient accumulation).
     """
     files = _list_files(file_pattern)
     _validate_first_record(files, seq_length)
@@ -182,18 +187,26 @@ def make_pretraining_dataset(file_pattern, batch_size, seq_length, *,
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     replicas = input_context.num_replicas_in_sync if input_context else 1
     global_batch = batch_size * replicas
-    streams = stream_count(len(files), global_batch, num_pipelines)
+    # One pipeline reads the update's micro-batches one after another, so it can order them as one batch;
+    # several would each need a slice of every micro-batch.
+    ordered_batch = global_batch * batches_per_step if num_pipelines == 1 else global_batch
+    if batches_per_step > 1 and num_pipelines > 1:
+        logging.warning("with gradient accumulation on %d workers, training examples come in the order of a "
+                        "micro-batch of %d, not of the update's %d: other topologies see another order",
+                        num_pipelines, global_batch, global_batch * batches_per_step)
+    streams = stream_count(len(files), ordered_batch, num_pipelines)
     sizes = [tf.io.gfile.stat(f).length for f in files]
     common = dict(shuffle=shuffle, repeat=repeat, deterministic=deterministic)
     if streams:
         per_pipeline = streams // num_pipelines
-        block = global_batch // streams
+        block = ordered_batch // streams
         mine = range(pipeline_id * per_pipeline, (pipeline_id + 1) * per_pipeline)
-        # Stream i holds shards i, i+S, i+2S, ... and has a seed of its own.
+        # Stream i holds shards i, i+S, i+2S, ... and has a seed of its own. S divides the ordered batch,
+        # so whole updates (skip_batches a multiple of batches_per_step) skip whole blocks of each stream.
         stream_records = [
             _records(tf.constant(files[i::streams]), tf.constant(sizes[i::streams], tf.int64),
                      seed=seed * 100003 + i, shuffle_buffer=max(1, shuffle_buffer // streams), **common)
-            .skip(skip_batches * block)
+            .skip(skip_batches * global_batch // streams)
             for i in mine]
         order = tf.data.Dataset.range(per_pipeline).map(lambda i: tf.fill([block], i)).unbatch()
         dataset = tf.data.Dataset.choose_from_datasets(stream_records, order.repeat(),

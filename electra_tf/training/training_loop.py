@@ -239,7 +239,7 @@ class PretrainingLoop:
                 self.pattern, context.get_per_replica_batch_size(micro_batch),
                 self.config.max_seq_length, input_context=context, shuffle=True, seed=self.config.seed,
                 deterministic=True, shuffle_buffer=self.options.shuffle_buffer,
-                skip_batches=start_step * accumulation)
+                skip_batches=start_step * accumulation, batches_per_step=accumulation)
         return dataset_fn
 
     def _checkpoint_dir(self):
