@@ -93,6 +93,10 @@ def main(argv):
               f"ones, unless this one had finished) and the checkpoint at step {loop.step} is saved. Re-run the same "
               "command to export.", flush=True)
         return
+    if stop.received:  # it came while TensorFlow ran to the end of the export, which is whole
+        print(f"stopped by {stop.received} as the export finished; {path} is the new export, whole, and the "
+              f"checkpoint at step {loop.step} is saved", flush=True)
+        return
     print(f"exported the {os.path.basename(path)} to {path}", flush=True)
 
 

@@ -306,7 +306,11 @@ def test_sigterm_during_the_export_keeps_the_previous_export(data_dir, reference
     run.process.send_signal(signal.SIGTERM)
     code, stdout, stderr = run.finish()
     assert code == 0, stderr[-2000:]
-    assert "stopped by SIGTERM during the export" in stdout
-    assert os.listdir(model_dir / "export") == ["discriminator"]
-    assert (export / "saved_model.pb").read_bytes() == before
+    assert os.listdir(model_dir / "export") == ["discriminator"]  # no staging directory left behind
+    # Mostly the signal interrupts the export and the previous one stays. TensorFlow can hold the main
+    # thread until the export is written; then the new one is whole, and the run says so.
+    if "stopped by SIGTERM during the export" in stdout:
+        assert (export / "saved_model.pb").read_bytes() == before
+    else:
+        assert "stopped by SIGTERM as the export finished" in stdout, stdout[-2000:]
     assert "serving_default" in tf.saved_model.load(str(export)).signatures
