@@ -173,13 +173,13 @@ STUDY = Recipe(
     finetune_flags=("--learning_rate=3e-4", "--max_seq_length=64"), few_label_epochs=10, full_epochs=3,
     corpus_documents=0, heldout_documents=500, vocab_size=8000)
 
-# Every stage and table at toy sizes, for the tests: one learning rate, no extra generator size and one
-# fine-tuning seed (each arm costs two run_finetuning processes).
+# Every stage and table at toy sizes, for the tests: one budget, one learning rate, no extra generator size
+# and one fine-tuning seed (each arm costs two run_finetuning processes).
 QUICK = Recipe(
     model=dict(embedding_size=32, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
                generator_hidden_size=0.25, max_seq_length=64, max_position_embeddings=128,
                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, temperature=2.0, final_temperature=1.0),
-    batch_size=8, budgets=(6, 12), middle=0, learning_rates=(2e-3,), warmup_fraction=0.2,
+    batch_size=8, budgets=(6,), middle=0, learning_rates=(2e-3,), warmup_fraction=0.2,
     generator_sizes=(0.25,), seeds=1, few_labels=40,
     finetune_flags=("--learning_rate=3e-4", "--max_seq_length=32", "--train_batch_size=16"), few_label_epochs=2,
     full_epochs=1, corpus_documents=300, heldout_documents=30, vocab_size=1500, rt_limits=(120, 60, 60))
