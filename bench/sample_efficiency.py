@@ -716,6 +716,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="Toy sizes: every stage in minutes (for the tests).")
     parser.add_argument("--results_md", default=None, help="Also replace the study's section of this file.")
     args = parser.parse_args()
+    try:
+        import matplotlib  # noqa: F401  (checked before hours of training, not after)
+    except ImportError:
+        sys.exit("sample_efficiency.py: its plot needs matplotlib: pip install -e .[bench]")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     recipe = QUICK if args.quick else STUDY
