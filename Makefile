@@ -30,8 +30,11 @@ $(DEV_STAMP): $(STAMP) requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	@touch $(DEV_STAMP)
 
+# Two processes: most tests drive tiny models whose steps keep about one core busy.
+TEST_PROCESSES ?= 2
+
 test: $(DEV_STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_PROCESSES) --dist loadfile tests
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
