@@ -12,7 +12,9 @@ ELECTRA 85.0. This study asks the same of small models trained for minutes
 on the demo corpus (about 1.2M tokens, so longer budgets are many epochs).
 
 Every stage is cached under --output_dir; a second invocation continues
-where the first stopped (an interrupted arm starts again):
+where the first stopped (an interrupted arm starts again). The records are
+JSON; an arm whose checkpoint is gone is pre-trained again only if one of
+its fine-tunings is unfinished, so a cache copied without its models resumes:
 
 1. Data: the demo corpus (data_prep.export_corpus) with documents held out, a
    vocabulary learnt on the rest, TFRecords; Rotten Tomatoes
@@ -40,6 +42,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -661,13 +664,25 @@ def run_study(recipe, out, command):
             return {kind: pool.submit(finetune, recipe, paths, init, os.path.join(directory, f"finetune_{kind}"),
                                       kind, random_init) for kind in ("few", "full")}
 
+        def model_for(arm, arm_dir, evaluated_dir):
+            """The arm's model_dir, pre-trained again if fine-tuning in `evaluated_dir` still needs it and the
+            cache kept the arm's record but not its checkpoint (a cache copied without its models)."""
+            model_dir = os.path.join(arm_dir, "model")
+            finished = all(os.path.exists(os.path.join(evaluated_dir, f"finetune_{kind}", "eval_results.json"))
+                           for kind in ("few", "full"))
+            if not finished and not os.path.exists(os.path.join(model_dir, "checkpoints", "checkpoint")):
+                shutil.rmtree(model_dir, ignore_errors=True)
+                pretrain(recipe, paths, arm, arm_dir)  # the cached record (its probe) is kept
+            return model_dir
+
         pending = []
         for arm in study_arms(recipe, rates):
             arm_dir = os.path.join(arms_dir, arm.name)
             record = arm_record(arm)
-            pending.append((arm_dir, record, evaluations(record["model_dir"], arm_dir)))
+            pending.append((arm_dir, record, evaluations(model_for(arm, arm_dir, arm_dir), arm_dir)))
         # The no-pre-training floor: the first arm's architecture and vocabulary, random weights.
-        floor = evaluations(pending[0][1]["model_dir"], baseline_dir, random_init=True)
+        first = study_arms(recipe, rates)[0]
+        floor = evaluations(model_for(first, pending[0][0], baseline_dir), baseline_dir, random_init=True)
         records = [cached(os.path.join(arm_dir, "evaluated.json"),
                           lambda record=record, jobs=jobs: {**record, **{k: job.result() for k, job in jobs.items()}})
                    for arm_dir, record, jobs in pending]
