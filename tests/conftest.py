@@ -130,3 +130,14 @@ def summary_steps(model_dir):
             for value in event.summary.value:
                 tags.setdefault(value.tag, []).append(event.step)
     return tags
+
+
+# The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,
+# --dist loadfile), and a long file handed out last would run alone at the end.
+LONGEST_FIRST = ("test_sample_efficiency.py", "test_resume.py", "test_run_pretraining.py", "test_run_finetuning.py",
+                 "test_finetuning_qa.py", "test_objectives.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file keeps its order
