@@ -676,13 +676,13 @@ def run_study(recipe, out, command):
             return model_dir
 
         pending = []
-        for arm in study_arms(recipe, rates):
+        arms = study_arms(recipe, rates)
+        for arm in arms:
             arm_dir = os.path.join(arms_dir, arm.name)
             record = arm_record(arm)
             pending.append((arm_dir, record, evaluations(model_for(arm, arm_dir, arm_dir), arm_dir)))
         # The no-pre-training floor: the first arm's architecture and vocabulary, random weights.
-        first = study_arms(recipe, rates)[0]
-        floor = evaluations(model_for(first, pending[0][0], baseline_dir), baseline_dir, random_init=True)
+        floor = evaluations(model_for(arms[0], pending[0][0], baseline_dir), baseline_dir, random_init=True)
         records = [cached(os.path.join(arm_dir, "evaluated.json"),
                           lambda record=record, jobs=jobs: {**record, **{k: job.result() for k, job in jobs.items()}})
                    for arm_dir, record, jobs in pending]
