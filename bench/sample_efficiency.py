@@ -1,6 +1,6 @@
 r"""Sample efficiency: replaced-token detection against masked-LM pre-training at equal compute, on a small corpus.
 
-    .venv/bin/python bench/sample_efficiency.py                 # the study: about 2 hours on 2 cores
+    .venv/bin/python bench/sample_efficiency.py                 # the study: about 2.5 hours on 2 cores
     .venv/bin/python bench/sample_efficiency.py --quick         # every stage at toy sizes, in minutes
     .venv/bin/python bench/sample_efficiency.py --results_md=bench/RESULTS.md   # also rewrite its section there
 
