@@ -99,6 +99,26 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
     assert missing.returncode != 0 and "run_config.json" in missing.stderr
 
 
+def test_bf16_with_xla_trains_and_resumes_in_float32(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    first = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 10, "--mixed_precision=bfloat16",
+                                                        "--jit_compile", "--noexport_at_end"))
+    assert "trained to step 10" in first.stdout
+    reader = tf.train.load_checkpoint(str(model_dir / "checkpoints" / "ckpt-10"))
+    weights = [name for name in reader.get_variable_to_shape_map()
+               if "_trainable_variables/" in name and "OPTIMIZER" not in name]
+    assert len(weights) > 20
+    for name in weights:  # the variables stay float32 under the bf16 policy
+        value = reader.get_tensor(name)
+        assert value.dtype == np.float32 and np.isfinite(value).all(), name
+    losses = summary_steps(model_dir)["loss/total"]
+    assert max(losses) == 10
+
+    second = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 20, "--noexport_at_end"))
+    assert "resuming from" in second.stdout and "at step 10" in second.stdout
+    assert checkpoint_steps(model_dir) == [10, 20]
+
+
 def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_dir, tmp_path):
     model_dir = tmp_path / "run"
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "nan_run.py"), "15",
