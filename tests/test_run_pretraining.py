@@ -111,12 +111,29 @@ def test_bf16_with_xla_trains_and_resumes_in_float32(data_dir, tmp_path):
     for name in weights:  # the variables stay float32 under the bf16 policy
         value = reader.get_tensor(name)
         assert value.dtype == np.float32 and np.isfinite(value).all(), name
-    losses = summary_steps(model_dir)["loss/total"]
-    assert max(losses) == 10
+    # The flags took effect: the losses are not float32's (as they would be if bf16 were ignored), but close.
+    float32_dir = tmp_path / "float32"
+    _run("electra_tf.run_pretraining", *_flags(data_dir, float32_dir, 10, "--noexport_at_end"))
+    bf16_losses, float32_losses = _scalars(model_dir, "loss/total"), _scalars(float32_dir, "loss/total")
+    assert sorted(bf16_losses) == sorted(float32_losses) == [5, 10]
+    for step in (5, 10):
+        difference = abs(bf16_losses[step] - float32_losses[step])
+        assert 1e-5 * float32_losses[step] < difference < 0.02 * float32_losses[step], (step, difference)
 
     second = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 20, "--noexport_at_end"))
     assert "resuming from" in second.stdout and "at step 10" in second.stdout
     assert checkpoint_steps(model_dir) == [10, 20]
+
+
+def _scalars(model_dir, tag):
+    """{step: value} of one TensorBoard scalar of the run."""
+    values = {}
+    for path in sorted(glob.glob(f"{model_dir}/train/events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
 
 
 def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_dir, tmp_path):
