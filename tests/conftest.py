@@ -132,6 +132,19 @@ def summary_steps(model_dir):
     return tags
 
 
+def summary_scalars(model_dir, tag):
+    """{step: value} of one TensorBoard scalar of the run."""
+    import tensorflow as tf
+
+    values = {}
+    for path in sorted(glob.glob(f"{model_dir}/train/events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return values
+
+
 # The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,
 # --dist loadfile), and a long file handed out last would run alone at the end.
 LONGEST_FIRST = ("test_sample_efficiency.py", "test_resume.py", "test_run_pretraining.py", "test_run_finetuning.py",

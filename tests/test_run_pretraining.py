@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops the exported serve_text uses)
-from conftest import CLI_ENV, ROOT, checkpoint_steps, error_lines, summary_steps
+from conftest import CLI_ENV, ROOT, checkpoint_steps, error_lines, summary_scalars, summary_steps
 from conftest import pretraining_flags as _flags
 from conftest import run_module as _run
 
@@ -114,7 +114,7 @@ def test_bf16_with_xla_trains_and_resumes_in_float32(data_dir, tmp_path):
     # The flags took effect: the losses are not float32's (as they would be if bf16 were ignored), but close.
     float32_dir = tmp_path / "float32"
     _run("electra_tf.run_pretraining", *_flags(data_dir, float32_dir, 10, "--noexport_at_end"))
-    bf16_losses, float32_losses = _scalars(model_dir, "loss/total"), _scalars(float32_dir, "loss/total")
+    bf16_losses, float32_losses = summary_scalars(model_dir, "loss/total"), summary_scalars(float32_dir, "loss/total")
     assert sorted(bf16_losses) == sorted(float32_losses) == [5, 10]
     for step in (5, 10):
         difference = abs(bf16_losses[step] - float32_losses[step])
@@ -123,17 +123,6 @@ def test_bf16_with_xla_trains_and_resumes_in_float32(data_dir, tmp_path):
     second = _run("electra_tf.run_pretraining", *_flags(data_dir, model_dir, 20, "--noexport_at_end"))
     assert "resuming from" in second.stdout and "at step 10" in second.stdout
     assert checkpoint_steps(model_dir) == [10, 20]
-
-
-def _scalars(model_dir, tag):
-    """{step: value} of one TensorBoard scalar of the run."""
-    values = {}
-    for path in sorted(glob.glob(f"{model_dir}/train/events.out.tfevents.*")):
-        for event in tf.compat.v1.train.summary_iterator(path):
-            for value in event.summary.value:
-                if value.tag == tag:
-                    values[event.step] = float(tf.make_ndarray(value.tensor))
-    return values
 
 
 def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_dir, tmp_path):
