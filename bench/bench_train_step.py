@@ -51,9 +51,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import electra_tf  # noqa: E402
-from electra_tf.pretraining import keyed_random  # noqa: E402
 from electra_tf.pretraining.masking import mask_tokens  # noqa: E402
 from electra_tf.pretraining.sampling import gumbel_sample  # noqa: E402
+from electra_tf.utils import keyed_random  # noqa: E402
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 CLS_ID, SEP_ID = 101, 102

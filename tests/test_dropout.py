@@ -16,7 +16,7 @@ from electra_tf import (
     create_optimizer,
 )
 from electra_tf.modeling.dropout import dropout_keys, keyed_dropout
-from electra_tf.pretraining import keyed_random
+from electra_tf.utils import keyed_random
 
 TINY = ElectraConfig.for_size("tiny", vocab_size=300, pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4,
                               hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)

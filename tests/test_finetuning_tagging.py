@@ -9,8 +9,9 @@ import keras
 import pytest
 from conftest import error_lines, run_module
 
-from electra_tf.finetuning.tagging import conll, spans
+from electra_tf.finetuning.tagging import conll
 from electra_tf.finetuning.tagging.metrics import entity_scores, token_accuracy
+from electra_tf.text import spans
 from electra_tf.utils.errors import UserError
 
 # (words, POS, IOB2 chunk tags) from which the tests' CoNLL-2000-style files are built.

@@ -4,8 +4,8 @@ import tensorflow as tf
 from conftest import random_batch
 
 from electra_tf import ElectraConfig
-from electra_tf.pretraining import keyed_random
 from electra_tf.pretraining.masking import mask_tokens
+from electra_tf.utils import keyed_random
 
 CONFIG = ElectraConfig.for_size("small", vocab_size=1000, pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4)
 

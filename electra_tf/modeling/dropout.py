@@ -32,7 +32,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from electra_tf.pretraining import keyed_random
+from electra_tf.utils import keyed_random
 
 _scope = threading.local()  # thread-local: MirroredStrategy runs each replica in its own thread
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 from electra_tf.modeling import dropout
 from electra_tf.modeling.config import TOWERS, ElectraConfig
 from electra_tf.modeling.embeddings import EMBEDDINGS_DROPOUT_ID, ElectraEmbeddings, GdesEmbeddings, initializer
-from electra_tf.pretraining import keyed_random
+from electra_tf.utils import keyed_random
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")

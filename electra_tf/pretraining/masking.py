@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from electra_tf.pretraining import keyed_random
+from electra_tf.utils import keyed_random
 
 
 def scatter_at_positions(ids, positions, values, weights):

@@ -3,7 +3,7 @@ temperature they are drawn at."""
 
 import tensorflow as tf
 
-from electra_tf.pretraining import keyed_random
+from electra_tf.utils import keyed_random
 
 # The original's sample_from_softmax subtracts this from the logit of a disallowed token.
 DISALLOW_PENALTY = 1000.0

@@ -15,8 +15,8 @@ that does not import electra_tf.
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from electra_tf.finetuning.tagging.spans import iob2_tensor
 from electra_tf.serving.classifier_savedmodel import write_beside
+from electra_tf.text.spans import iob2_tensor
 from electra_tf.utils.atomic import atomic_directory
 
 

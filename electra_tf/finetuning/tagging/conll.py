@@ -12,9 +12,9 @@ are `UserError`s naming the file and line. No TensorFlow here.
 import dataclasses
 import os
 
-from electra_tf.finetuning.tagging import spans as spans_lib
 from electra_tf.finetuning.tagging.metrics import metric_names
 from electra_tf.finetuning.tasks import Split
+from electra_tf.text import spans as spans_lib
 from electra_tf.utils.errors import UserError
 
 TAGGING_TASKS = ("tagging", "chunk")

@@ -2,11 +2,11 @@
 
 The entity scores are the original's `EntityLevelF1Scorer`
 (google-research/electra `finetune/tagging/tagging_metrics.py`): spans of
-each sentence (electra_tf.finetuning.tagging.spans.span_labels), counted
+each sentence (electra_tf.text.spans.span_labels), counted
 over the corpus. Values are fractions (0.871), not the original's percentages.
 """
 
-from electra_tf.finetuning.tagging.spans import span_labels
+from electra_tf.text.spans import span_labels
 
 
 def entity_scores(gold, predicted):

@@ -13,10 +13,10 @@ import tensorflow as tf
 
 from electra_tf.finetuning.runner import FinetuningRun
 from electra_tf.finetuning.tagging import metrics as metrics_lib
-from electra_tf.finetuning.tagging import spans as spans_lib
 from electra_tf.finetuning.tagging.features import encode, word_pieces, word_predictions
 from electra_tf.finetuning.tagging.tagger import ElectraTagger
 from electra_tf.serving.tagger_savedmodel import export_tagger
+from electra_tf.text import spans as spans_lib
 from electra_tf.utils.atomic import atomic_file
 
 
