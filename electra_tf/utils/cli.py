@@ -15,6 +15,10 @@ itself never changes it):
 
 Then it runs `main`, and a `UserError` becomes one line, `error: <message>`,
 on stderr and the error's exit status.
+
+The tools define their flags inside `flag_group(title)` blocks, so that
+`--helpfull` lists them by purpose rather than by the module that happens
+to define them.
 """
 
 import contextlib
@@ -38,6 +42,64 @@ def _stderr_silenced():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
+
+
+@contextlib.contextmanager
+def flag_group(title, flag_values=flags.FLAGS):
+    """Lists the flags defined inside the block under `title` in `--helpfull`.
+
+    absl's `--helpfull` groups flags by the module that defined them and
+    sorts the groups by name. A capitalised title sorts before absl's own
+    modules (`absl.app`, ...), so the tool's groups come first, in
+    alphabetical order. The flags also become key flags of the main module,
+    so `--help` lists them too.
+
+    Args:
+        title: the group's heading, e.g. `"Data"`.
+        flag_values: the `FlagValues` the flags are defined in.
+
+    Example:
+
+    >>> fv = flags.FlagValues()
+    >>> with flag_group("Data", fv):
+    ...     _ = flags.DEFINE_string("input", None, "Text files.", flag_values=fv)
+    >>> [f.name for f in fv.flags_by_module_dict()["Data"]]
+    ['input']
+    """
+    before = set(flag_values)
+    yield
+    added = [name for name in flag_values if name not in before and flag_values[name].name == name]
+    for module_flags in flag_values.flags_by_module_dict().values():
+        module_flags[:] = [f for f in module_flags if f.name not in added]
+    for name in added:
+        flag_values.register_flag_by_module(title, flag_values[name])
+        flag_values.register_key_flag_for_module(sys.argv[0], flag_values[name])
+
+
+def required_flags(*names, flag_values=flags.FLAGS):
+    """Raises a one-line `UserError` for the first of `names` that was not given.
+
+    Tools call it before loading TensorFlow, so a forgotten flag is reported
+    at once. (absl's own `required=True` prints two lines and a usage hint.)
+
+    Args:
+        *names: the flags that must have a value.
+        flag_values: the parsed `FlagValues`.
+
+    Example:
+
+    >>> fv = flags.FlagValues()
+    >>> _ = flags.DEFINE_string("data_dir", None, "Input.", flag_values=fv)
+    >>> fv(["tool"])
+    ['tool']
+    >>> required_flags("data_dir", flag_values=fv)
+    Traceback (most recent call last):
+    ...
+    electra_tf.utils.errors.UserError: --data_dir is required (see --helpfull)
+    """
+    for name in names:
+        if flag_values[name].value in (None, ""):
+            raise UserError(f"--{name} is required (see --helpfull)")
 
 
 def verbose():
