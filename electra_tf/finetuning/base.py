@@ -22,8 +22,8 @@ from electra_tf.finetuning.preprocessing import ElectraPreprocessor
 from electra_tf.modeling.config import ElectraConfig
 from electra_tf.modeling.embeddings import ElectraEmbeddings
 from electra_tf.modeling.encoder import ElectraEncoder
-from electra_tf.training.replicas import reduce_gradients_before_optimizer, sum_gradients
 from electra_tf.utils.errors import UserError
+from electra_tf.utils.replicas import reduce_gradients_before_optimizer, sum_gradients
 
 
 class FinetuningModel(keras.Model):

@@ -6,8 +6,8 @@ import tensorflow as tf
 from electra_tf.modeling.config import BuiltFromConfig
 from electra_tf.modeling.models import standalone
 from electra_tf.pretraining import objectives
-from electra_tf.training.replicas import global_sum, reduce_gradients_before_optimizer
 from electra_tf.utils import keyed_random
+from electra_tf.utils.replicas import global_sum, reduce_gradients_before_optimizer
 
 ELECTRA_METRICS = objectives.OBJECTIVES["electra"].metric_names
 MLM_METRICS = objectives.OBJECTIVES["mlm"].metric_names
