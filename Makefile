@@ -38,6 +38,7 @@ test: $(DEV_STAMP)
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 $(DEMO_DIR)/wiki.txt: | $(STAMP)
 	$(PY) -m data_prep.export_corpus --output=$@
