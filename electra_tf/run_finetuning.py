@@ -169,7 +169,8 @@ def settings_from_flags():
     except ValueError as e:
         raise UserError(str(e)) from None
     if FLAGS.task in conll.TAGGING_TASKS + qa_config.QA_TASKS:
-        for name in ("text_a_column", "text_b_column", "label_column", "regression", "double_unordered"):
+        for name in ("text_a_column", "text_b_column", "label_column", "regression", "double_unordered",
+                     "classifier_head"):
             if FLAGS[name].present:
                 raise UserError(f"--{name} is for classification tasks, not --task={FLAGS.task}")
     if FLAGS["tag_column"].present and FLAGS.task not in conll.TAGGING_TASKS:
