@@ -140,8 +140,8 @@ def export_finetuned(options):
     labels = finetuned.labels
     shown = f"; labels {', '.join(labels)}" if labels and finetuned.family != "qa" else ""
     return [f"read {finetuned.checkpoint}: {finetuned.record['task']}{shown}",
-            f"wrote {options.to_hf} ({finetuned.architecture}, with its tokenizer) for transformers' from_pretrained "
-            f"and {hf_finetuned.PIPELINES[finetuned.family]}"]
+            f"wrote {options.to_hf} ({finetuned.architecture}, with its tokenizer) for transformers' "
+            f"from_pretrained and {hf_finetuned.USES[finetuned.family]}"]
 
 
 def export_checkpoint(options):

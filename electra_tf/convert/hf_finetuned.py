@@ -43,9 +43,9 @@ from electra_tf.utils.errors import UserError
 
 ARCHITECTURES = {"classification": "ElectraForSequenceClassification", "tagging": "ElectraForTokenClassification",
                  "qa": "ElectraForQuestionAnswering"}
-PIPELINES = {"classification": "text-classification", "tagging": "token-classification",
-             "qa": "question answering"}
-RESULTS_FILE = "eval_results.json"  # electra_tf.finetuning.runner.RESULTS_FILE, without importing TensorFlow
+# How transformers reads each class (transformers 5 has no question-answering pipeline).
+USES = {"classification": 'pipeline("text-classification")', "tagging": 'pipeline("token-classification")',
+        "qa": "AutoModelForQuestionAnswering"}
 
 
 @dataclasses.dataclass
@@ -104,6 +104,8 @@ def check_convertible(record, family, run_dir):
 def _selected_checkpoint(run_dir, record):
     """The checkpoint of the model the run selected (the best epoch; of the best trial when there were several)."""
     import tensorflow as tf
+
+    from electra_tf.finetuning.runner import RESULTS_FILE
 
     directory = run_dir
     if record.get("hyperparameters", {}).get("num_trials", 1) > 1:
