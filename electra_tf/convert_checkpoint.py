@@ -11,6 +11,12 @@ Export (from a model_dir of run_pretraining or of an import):
     python -m electra_tf.convert_checkpoint --model_dir=runs/electra_small --to_hf=hf/electra_small
     python -m electra_tf.convert_checkpoint --model_dir=runs/electra_small --to_keras_hub=keras_hub/electra_small
 
+A fine-tuned model (a run_finetuning output_dir) exports to the matching
+transformers class, with its label names and tokenizer, for
+from_pretrained and pipeline():
+
+    python -m electra_tf.convert_checkpoint --model_dir=runs/small_sst2 --to_hf=hf/small_sst2
+
 Every output directory is written beside its destination and renamed into
 place when complete; a mistake in the input stops the run with one line
 `error: <what>; <what to do>` and nothing written.
@@ -44,10 +50,14 @@ FLAG_HELP = {
                                         "(default: the original's hidden_size // 64)."),
     "generator_hidden_size": (flags.DEFINE_float, "Import without a generator: the new generator's size as a "
                                                   "fraction of the discriminator's (default: the paper size's)."),
-    "model_dir": (flags.DEFINE_string, "Export: a model_dir written by run_pretraining or an import."),
-    "checkpoint": (flags.DEFINE_string, "Export: checkpoint prefix (default: the latest in --model_dir)."),
+    "model_dir": (flags.DEFINE_string, "Export: a model_dir written by run_pretraining or an import, or a "
+                                       "run_finetuning output_dir (a fine-tuned model: --to_hf only)."),
+    "checkpoint": (flags.DEFINE_string, "Export: checkpoint prefix (default: the latest in --model_dir; of a "
+                                        "fine-tuning run, the checkpoint it selected)."),
     "to_hf": (flags.DEFINE_string, "Export: directory to create with discriminator/ and generator/ for "
-                                   "transformers' from_pretrained."),
+                                   "transformers' from_pretrained; of a fine-tuned model, the transformers task "
+                                   "model (ElectraForSequenceClassification, ElectraForTokenClassification or "
+                                   "ElectraForQuestionAnswering) with its tokenizer."),
     "to_keras_hub": (flags.DEFINE_string, "Export: keras-hub preset directory to create (ElectraBackbone + "
                                           "ElectraTokenizer)."),
 }
@@ -116,11 +126,35 @@ def import_checkpoint(options):
     ]
 
 
+def export_finetuned(options):
+    """Writes the fine-tuned model of `--model_dir` (a run_finetuning output_dir) as a transformers task model."""
+    from electra_tf.convert import hf_finetuned
+
+    if options.to_keras_hub:
+        raise UserError(f"{options.model_dir} is a fine-tuned model; --to_keras_hub writes a pre-trained encoder: "
+                        "use --to_hf (a transformers task model)")
+    check_free(options.to_hf, "to_hf")
+    finetuned = hf_finetuned.read_finetuned(options.model_dir, options.checkpoint)
+    with atomic_directory(options.to_hf) as staging:
+        hf_finetuned.write_task_model(finetuned, staging)
+    labels = finetuned.labels
+    shown = f"; labels {', '.join(labels)}" if labels and finetuned.family != "qa" else ""
+    return [f"read {finetuned.checkpoint}: {finetuned.record['task']}{shown}",
+            f"wrote {options.to_hf} ({finetuned.architecture}, with its tokenizer) for transformers' "
+            f"from_pretrained and {hf_finetuned.USES[finetuned.family]}"]
+
+
 def export_checkpoint(options):
     """Runs the exports of `--model_dir`; returns the report lines."""
     from electra_tf.convert import hf_checkpoint, keras_hub_export, pretrainer_weights
+    from electra_tf.finetuning.config import MARKER
     from electra_tf.training import run_state
 
+    if os.path.exists(os.path.join(options.model_dir, MARKER)):
+        return export_finetuned(options)
+    if os.path.isdir(options.model_dir) and not os.path.exists(os.path.join(options.model_dir, run_state.RUN_CONFIG)):
+        raise UserError(f"{options.model_dir} holds neither {run_state.RUN_CONFIG} nor {MARKER}; --model_dir must be "
+                        "a directory written by run_pretraining, convert_checkpoint or run_finetuning")
     for flag in ("to_hf", "to_keras_hub"):
         if getattr(options, flag):
             check_free(getattr(options, flag), flag)

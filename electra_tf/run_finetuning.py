@@ -169,9 +169,12 @@ def settings_from_flags():
     except ValueError as e:
         raise UserError(str(e)) from None
     if FLAGS.task in conll.TAGGING_TASKS + qa_config.QA_TASKS:
-        for name in ("text_a_column", "text_b_column", "label_column", "regression", "double_unordered"):
+        for name in ("text_a_column", "text_b_column", "label_column", "regression", "double_unordered",
+                     "classifier_head"):
             if FLAGS[name].present:
                 raise UserError(f"--{name} is for classification tasks, not --task={FLAGS.task}")
+    if FLAGS["qa_head"].present and FLAGS.task not in qa_config.QA_TASKS:
+        raise UserError(f"--qa_head is for --task=squad_v1 or squad_v2, not --task={FLAGS.task}")
     if FLAGS["tag_column"].present and FLAGS.task not in conll.TAGGING_TASKS:
         raise UserError("--tag_column is for --task=tagging or --task=chunk")
     if config.num_train_epochs is not None and config.num_train_epochs != int(config.num_train_epochs):

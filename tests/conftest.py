@@ -148,7 +148,7 @@ def summary_scalars(model_dir, tag):
 # The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,
 # --dist loadfile), and a long file handed out last would run alone at the end.
 LONGEST_FIRST = ("test_sample_efficiency.py", "test_resume.py", "test_run_pretraining.py", "test_run_finetuning.py",
-                 "test_finetuning_qa.py", "test_objectives.py")
+                 "test_finetuning_qa.py", "test_convert_finetuned.py", "test_objectives.py")
 
 
 def pytest_collection_modifyitems(items):

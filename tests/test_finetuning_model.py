@@ -70,8 +70,9 @@ def _tiny_classifier(finetuning_model_dir, **kwargs):
     return ElectraClassifier.from_pretrained(finetuning_model_dir, sequence_length=16, **kwargs)
 
 
-def test_layerwise_multipliers_follow_the_formula_for_every_group(finetuning_model_dir):
-    classifier = _tiny_classifier(finetuning_model_dir, num_classes=3)
+@pytest.mark.parametrize("head", ["original", "transformers"])
+def test_layerwise_multipliers_follow_the_formula_for_every_group(finetuning_model_dir, head):
+    classifier = _tiny_classifier(finetuning_model_dir, num_classes=3, classifier_head=head)
     num_layers = classifier.config.num_layers
     decay = 0.8
     multipliers = layerwise_lr_multipliers(classifier, decay)
@@ -89,6 +90,8 @@ def test_layerwise_multipliers_follow_the_formula_for_every_group(finetuning_mod
         assert multipliers[path] == pytest.approx(decay ** (num_layers + 2 - depth)), path
         groups.setdefault(group, set()).add(round(multipliers[path], 6))
     assert groups == {"embeddings": {0.4096}, "layer_0": {0.512}, "layer_1": {0.64}, "head": {1.0}}
+    # The transformers head's inner dense layer learns at the head's rate too.
+    assert sum("classifier_head" in p for p in multipliers) == (2 if head == "original" else 4)
     assert len(multipliers) == len(classifier.trainable_weights)
     assert any("embeddings_project" in p for p in multipliers)  # tiny has a projection (32 -> 64)
     assert layerwise_lr_multipliers(classifier, 0.0) == {}

@@ -20,6 +20,8 @@ from electra_tf import (
     GeneratorHead,
     create_optimizer,
 )
+from electra_tf.finetuning.classifier import TransformersClassificationHead
+from electra_tf.finetuning.qa.head import LinearQAHead
 
 TINY = ElectraConfig.for_size("tiny", vocab_size=300, pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4)
 
@@ -95,6 +97,8 @@ def test_every_objective_and_sharing_round_trips(changes, tmp_path):
     lambda: GeneratorHead(TINY, ElectraEmbeddings(TINY).word_embeddings),
     lambda: ElectraDiscriminator(TINY),
     lambda: ElectraGenerator(TINY, tower="discriminator"),
+    lambda: TransformersClassificationHead(TINY.hidden_size, 3, dropout=0.2, initializer_range=0.05),
+    lambda: LinearQAHead(TINY.hidden_size, beam_size=4, initializer_range=0.05),
 ])
 def test_each_layer_is_registered_and_rebuilds_from_its_config(make):
     layer = make()

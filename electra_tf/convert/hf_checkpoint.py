@@ -16,6 +16,7 @@ import shutil
 import numpy as np
 
 from electra_tf.convert import original_layout as layout
+from electra_tf.text.vocab import SPECIAL_TOKENS
 from electra_tf.utils.errors import UserError
 
 CONFIG = "config.json"
@@ -216,10 +217,18 @@ def write_tower(tensors, config, tower, directory, vocab_file, lowercase, with_h
               metadata={"format": "pt"})
     with open(os.path.join(directory, CONFIG), "w", encoding="utf-8") as f:
         json.dump(hf_config(config, tower, with_head), f, indent=2, sort_keys=True)
+    write_tokenizer(directory, vocab_file, lowercase, config.max_position_embeddings)
+
+
+def write_tokenizer(directory, vocab_file, lowercase, max_length):
+    """vocab.txt, tokenizer_config.json and special_tokens_map.json: what AutoTokenizer reads as they are."""
     shutil.copyfile(vocab_file, os.path.join(directory, "vocab.txt"))
-    with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-        json.dump({"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase,
-                   "model_max_length": config.max_position_embeddings}, f, indent=2)
+    special = {field.removesuffix("_id") + "_token": token for field, token in SPECIAL_TOKENS.items()}
+    settings = {"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase, "model_max_length": max_length,
+                **special}
+    for name, value in (("tokenizer_config.json", settings), ("special_tokens_map.json", special)):
+        with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=2)
 
 
 def read_lowercase(directory):

@@ -1,4 +1,9 @@
-"""`ElectraClassifier`: the discriminator's encoder with the original's classification or regression head."""
+"""`ElectraClassifier`: the discriminator's encoder with a classification or regression head on [CLS].
+
+The head is the original's single dense layer, or transformers'
+`ElectraForSequenceClassification` head (`TransformersClassificationHead`),
+which `convert_checkpoint --to_hf` writes as that class.
+"""
 
 import math
 
@@ -7,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.finetuning.base import FinetuningModel
+from electra_tf.finetuning.config import CLASSIFIER_HEADS
+from electra_tf.modeling.encoder import exact_gelu
 
 
 def _is_text_batch(x):
@@ -29,12 +36,69 @@ def _num_rows(texts):
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
+class TransformersClassificationHead(keras.layers.Layer):
+    """transformers' ELECTRA classification head after its first dropout: dense -> GELU -> dropout -> dense.
+
+    `ElectraForSequenceClassification` applies dropout to the [CLS] vector,
+    a dense layer as wide as the hidden states, GELU, dropout again and the
+    output layer; `ElectraClassifier` applies the first dropout itself, as
+    it does for the original's head. The GELU is the exact (erf) one, as
+    transformers' "gelu"; weights start as transformers' do: normal with
+    standard deviation `initializer_range`, zero bias. The layer names
+    `dense` and `out_proj` are transformers'.
+
+    Args:
+        hidden_size: the width of the [CLS] vector and of the inner dense layer.
+        num_outputs: classes, or 1 for regression.
+        dropout: the rate of the dropout between the two dense layers.
+        initializer_range: standard deviation of the initial weights.
+        **kwargs: passed to keras.layers.Layer.
+
+    Example:
+
+    >>> head = TransformersClassificationHead(hidden_size=8, num_outputs=3)
+    >>> head(tf.random.normal([2, 8])).shape
+    TensorShape([2, 3])
+    """
+
+    def __init__(self, hidden_size, num_outputs, dropout=0.1, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.num_outputs = num_outputs
+        self.dropout_rate = dropout
+        self.initializer_range = initializer_range
+        dense = dict(kernel_initializer=keras.initializers.RandomNormal(stddev=initializer_range),
+                     dtype=self.dtype_policy)
+        self.dense = keras.layers.Dense(hidden_size, name="dense", **dense)
+        self.dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.out_proj = keras.layers.Dense(num_outputs, name="out_proj", **dense)
+
+    def build(self, input_shape=None):
+        self.dense.build((None, self.hidden_size))
+        self.out_proj.build((None, self.hidden_size))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.out_proj(self.dropout(exact_gelu(self.dense(inputs)), training=training))
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size, "num_outputs": self.num_outputs,
+                "dropout": self.dropout_rate, "initializer_range": self.initializer_range}
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraClassifier(FinetuningModel):
-    """The discriminator's encoder -> the [CLS] vector -> dropout -> one dense layer.
+    """The discriminator's encoder -> the [CLS] vector -> dropout -> the head.
 
     The original's fine-tuning model (google-research/electra
     `finetune/classification/classification_tasks.py`): no pooler and no
-    tanh; the dense layer starts from Glorot-uniform weights and zero bias.
+    tanh; the head is one dense layer that starts from Glorot-uniform
+    weights and zero bias. With `classifier_head="transformers"` the head
+    is transformers' instead (`TransformersClassificationHead`: dense ->
+    GELU -> dropout -> dense, as `ElectraForSequenceClassification`), the
+    layout `convert_checkpoint --to_hf` can write; both train, evaluate and
+    export through the same code, and the layer-wise learning rate gives
+    every layer of either head the head's rate.
     With `regression=True` it has one output, trained with squared error.
     Its inputs are the dict of int32 `input_ids`, `input_mask`,
     `segment_ids`; it returns float32 logits `[batch, num_classes]` (or
@@ -54,7 +118,8 @@ class ElectraClassifier(FinetuningModel):
         num_classes: number of labels (ignored with `regression`).
         regression: one output trained with squared error instead of classes.
         preprocessor: an `ElectraPreprocessor` for raw-text inputs, or None.
-        dropout: dropout on the [CLS] vector (default: `config.hidden_dropout_prob`).
+        dropout: dropout on the [CLS] vector, and in the transformers head (default: `config.hidden_dropout_prob`).
+        classifier_head: "original" (one dense layer) or "transformers" (`TransformersClassificationHead`).
 
     Example:
 
@@ -73,18 +138,27 @@ class ElectraClassifier(FinetuningModel):
     `run_pretraining`'s model_dir (e.g. `ElectraClassifier.from_pretrained("demo_out/model", num_classes=2)`).
     """
 
-    def __init__(self, config, num_classes=2, regression=False, preprocessor=None, dropout=None, **kwargs):
+    def __init__(self, config, num_classes=2, regression=False, preprocessor=None, dropout=None,
+                 classifier_head="original", **kwargs):
         kwargs.setdefault("name", "electra_classifier")
         if not regression and num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes} (regression=True for one score)")
+        if classifier_head not in CLASSIFIER_HEADS:
+            raise ValueError(f"classifier_head must be one of {', '.join(CLASSIFIER_HEADS)}, got {classifier_head!r}")
         super().__init__(config, **kwargs)
         self.regression = regression
         self.num_classes = 1 if regression else num_classes
         self.preprocessor = preprocessor
+        self.classifier_head = classifier_head
         self.dropout_rate = config.hidden_dropout_prob if dropout is None else dropout
         self.dropout = keras.layers.Dropout(self.dropout_rate, dtype=self.dtype_policy)
-        self.head = keras.layers.Dense(self.num_classes, kernel_initializer="glorot_uniform",
-                                       dtype=self.dtype_policy, name="classifier_head")
+        if classifier_head == "transformers":
+            self.head = TransformersClassificationHead(self.encoder.hidden_size, self.num_classes, self.dropout_rate,
+                                                       config.initializer_range, dtype=self.dtype_policy,
+                                                       name="classifier_head")
+        else:
+            self.head = keras.layers.Dense(self.num_classes, kernel_initializer="glorot_uniform",
+                                           dtype=self.dtype_policy, name="classifier_head")
         self.build()
 
     def build(self, input_shape=None):
@@ -96,7 +170,7 @@ class ElectraClassifier(FinetuningModel):
 
     def call(self, inputs, training=None):
         hidden = self.encode(inputs, training=training)
-        logits = self.head(self.dropout(hidden[:, 0], training=training))
+        logits = self.head(self.dropout(hidden[:, 0], training=training), training=training)
         return keras.ops.cast(logits, "float32")
 
     def default_loss(self):
@@ -205,4 +279,4 @@ class ElectraClassifier(FinetuningModel):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "regression": self.regression,
-                "dropout": self.dropout_rate}
+                "dropout": self.dropout_rate, "classifier_head": self.classifier_head}

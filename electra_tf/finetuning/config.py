@@ -17,6 +17,9 @@ DEFAULT_EPOCHS = 3
 # keep the defaults 1e-4 and 0.8. The paper's Table 7 gives 3e-4 for Small; the code's 1e-4 is used.
 LARGE_LEARNING_RATE, LEARNING_RATE = 5e-5, 1e-4
 LARGE_LAYERWISE_LR_DECAY, LAYERWISE_LR_DECAY = 0.9, 0.8
+# The classifier's head: the original's single dense layer on [CLS], or transformers'
+# ElectraForSequenceClassification head (dense -> GELU -> dense), which converts to it exactly.
+CLASSIFIER_HEADS = ("original", "transformers")
 # The paper's Large: 24 layers of 1024.
 _LARGE = (24, 1024)
 
@@ -44,6 +47,9 @@ class FinetuningConfig:
         num_trials: independent runs with seeds seed, seed + 1, ...
         seed: the first trial's seed (initialisation of the head, dropout, data order).
         max_train_examples: train on this many examples of the training split (a fixed subset).
+        classifier_head: classification and regression: "original" (one dense layer on [CLS]) or
+            "transformers" (ElectraForSequenceClassification's dense -> GELU -> dense, which
+            `convert_checkpoint --to_hf` writes as that class).
 
     Example:
 
@@ -67,6 +73,7 @@ class FinetuningConfig:
     num_trials: int = 1
     seed: int = 0
     max_train_examples: int = None
+    classifier_head: str = dataclasses.field(default="original", metadata={"choices": CLASSIFIER_HEADS})
 
     def __post_init__(self):
         problems = []
@@ -85,6 +92,9 @@ class FinetuningConfig:
                 problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.max_train_examples is not None and self.max_train_examples <= 0:
             problems.append(f"max_train_examples must be positive, got {self.max_train_examples}")
+        if self.classifier_head not in CLASSIFIER_HEADS:
+            problems.append(f"classifier_head must be one of {', '.join(CLASSIFIER_HEADS)}, got "
+                            f"{self.classifier_head!r}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -126,6 +136,9 @@ FIELD_HELP = {
     "seed": "Seed of the first trial.",
     "max_train_examples": "Train on this many examples of the training split, the same subset for every seed "
                           "(few-label studies).",
+    "classifier_head": "Classification and regression head: original (the original's one dense layer on [CLS]) "
+                       "or transformers (ElectraForSequenceClassification's dense -> GELU -> dense, trained here "
+                       "and converted to that class by convert_checkpoint --to_hf).",
 }
 
 

@@ -3,7 +3,9 @@
 google-research/electra `model/optimization.py` (`_get_layer_lrs`) gives a
 variable at depth d the learning rate times decay ** (num_layers + 2 - d):
 depth 0 for the embeddings and their projection, i + 1 for Transformer
-layer i, num_layers + 2 for the task head. Depth num_layers + 1 is
+layer i, num_layers + 2 for the task head (every layer of it: the inner
+dense layer of the transformers-shaped classification head and of the
+original's QA head learn at the head's rate too). Depth num_layers + 1 is
 unused, so the top layer gets decay ** 2 rather than decay: it belonged to
 a pooler that was removed (google-research/electra#51, where the author
 calls it a small mistake). The default keeps the original's mapping, as

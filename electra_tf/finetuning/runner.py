@@ -97,11 +97,12 @@ def resolve_model(options, finetuning):
                        None, f"randomly initialised {options.model_size or 'small'} model")
 
 
-def build_classifier(source, data, seed):
+def build_classifier(source, data, seed, classifier_head="original"):
     keras.utils.set_random_seed(seed)
     preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, source.config.max_seq_length)
     classifier = ElectraClassifier(source.config, num_classes=len(data.labels or [None, None]),
-                                   regression=data.regression, preprocessor=preprocessor)
+                                   regression=data.regression, preprocessor=preprocessor,
+                                   classifier_head=classifier_head)
     if source.pretrained is not None:
         source.pretrained.load_encoder(classifier.encoder)
     return classifier
@@ -262,7 +263,7 @@ class FinetuningRun:
         return len(self.data.train.examples)
 
     def build_model(self, source, seed):
-        return build_classifier(source, self.data, seed)
+        return build_classifier(source, self.data, seed, self.config.classifier_head)
 
     def evaluate(self, model):
         """{metric: value} on the dev split(s)."""

@@ -4,10 +4,11 @@
 questions and a batch of contexts, tokenizes them in the graph with the
 project's tokenizer, reads each context in windows as run_finetuning does
 (question pieces cut to max_query_length, windows every doc_stride
-pieces), runs the beam of the original's head and returns `answer` (the
+pieces), runs the beam of the answerer's head and returns `answer` (the
 original characters of the best span's word pieces; "" for "no answer"
 on SQuAD 2.0 when `null_score` exceeds the run's threshold), `score`
-(start + end log-probability) and `null_score`. A span starts where its
+(start + end log-probability) and `null_score` (the head's no-answer
+score, as run_finetuning's post-processing computes it). A span starts where its
 window gives the start piece its most context, as in run_finetuning's
 post-processing. Where cleaning changed a word's length (accents
 stripped), its pieces cannot be placed in it and a span keeps that whole
@@ -117,7 +118,10 @@ class AnswererServing(tf.Module):
         begin = tf.gather(piece_begin, tf.maximum(first, 0))
         end = tf.gather(piece_end, tf.maximum(last, 0))
         answer = tf.where(found, tf.strings.substr(contexts, begin, end - begin), "")
-        null_score = tf.math.unsorted_segment_min(out["answerable_logit"], example, batch)
+        if "null_log_prob" in out:  # the linear head: the [CLS] span against the best answer
+            null_score = tf.math.unsorted_segment_min(out["null_log_prob"], example, batch) - best_of_question
+        else:
+            null_score = tf.math.unsorted_segment_min(out["answerable_logit"], example, batch)
         if self.no_answer:
             answer = tf.where(null_score > qa.na_threshold, "", answer)
         return {"answer": answer, "score": tf.where(found, best_of_question, -float("inf")),

@@ -29,9 +29,10 @@ _ENUMS = {"objective": config_lib.OBJECTIVES, "embedding_sharing": config_lib.EM
 
 
 def define_field(field, default, help_text):
-    """Defines the flag of a config dataclass field, typed by the field."""
-    if field.name in _ENUMS:
-        flags.DEFINE_enum(field.name, default, _ENUMS[field.name], help_text)
+    """Defines the flag of a config dataclass field, typed by the field (an enum when its metadata has "choices")."""
+    choices = field.metadata.get("choices") or _ENUMS.get(field.name)
+    if choices:
+        flags.DEFINE_enum(field.name, default, choices, help_text)
     elif field.type in (bool, "bool"):
         flags.DEFINE_boolean(field.name, default, help_text)
     elif field.type in (int, "int"):

@@ -1,4 +1,4 @@
-"""`ElectraQuestionAnswerer`: the discriminator's encoder with the original's extractive QA head."""
+"""`ElectraQuestionAnswerer`: the discriminator's encoder with an extractive QA head (the original's, or linear)."""
 
 import math
 
@@ -9,7 +9,7 @@ import tensorflow as tf
 from electra_tf.finetuning.base import FinetuningModel
 from electra_tf.finetuning.qa.config import QAConfig
 from electra_tf.finetuning.qa.features import make_windows
-from electra_tf.finetuning.qa.head import QAHead
+from electra_tf.finetuning.qa.head import LinearQAHead, QAHead
 from electra_tf.finetuning.qa.postprocess import best_answers
 from electra_tf.finetuning.qa.squad import make_example
 
@@ -20,14 +20,18 @@ def _cross_entropy(logits, positions):
 
 @keras.saving.register_keras_serializable(package="electra_tf")
 class ElectraQuestionAnswerer(FinetuningModel):
-    """The discriminator's encoder -> `QAHead`: answer spans (and "no answer") in a context.
+    """The discriminator's encoder -> a QA head: answer spans (and "no answer") in a context.
 
-    The original's QA model (google-research/electra `finetune/qa/qa_tasks.py`).
+    The original's QA model (google-research/electra `finetune/qa/qa_tasks.py`)
+    with its `QAHead`, or with `qa.qa_head="linear"` the `LinearQAHead` of
+    transformers' `ElectraForQuestionAnswering`, which trains, predicts,
+    exports and is scored through the same code.
     Its inputs are the dict of int32 `input_ids`, `input_mask`,
     `segment_ids` of `[CLS] question [SEP] context window [SEP]` (and, to
     train, `start_positions`); it returns the head's dict. The loss, summed
-    over the batch, is the mean of the start and end cross-entropies plus
-    `answerable_weight` x the answerability sigmoid cross-entropy.
+    over the batch, is the mean of the start and end cross-entropies (an
+    unanswerable window's gold span is [CLS]), plus, for the original
+    head, `answerable_weight` x the answerability sigmoid cross-entropy.
 
     With a `preprocessor`, `fit` takes `(questions, contexts)` and answers
     (each `{"text": ..., "answer_start": character offset}`, or None for
@@ -62,7 +66,11 @@ class ElectraQuestionAnswerer(FinetuningModel):
         super().__init__(config, **kwargs)
         self.preprocessor = preprocessor
         self.qa = qa or QAConfig()
-        self.head = QAHead(config.hidden_size, self.qa.beam_size, dtype=self.dtype_policy, name="qa_head")
+        if self.qa.qa_head == "linear":
+            self.head = LinearQAHead(self.encoder.hidden_size, self.qa.beam_size, config.initializer_range,
+                                     dtype=self.dtype_policy, name="qa_head")
+        else:
+            self.head = QAHead(self.encoder.hidden_size, self.qa.beam_size, dtype=self.dtype_policy, name="qa_head")
         self.build()
 
     def build(self, input_shape=None):
@@ -80,8 +88,9 @@ class ElectraQuestionAnswerer(FinetuningModel):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         losses = (_cross_entropy(y_pred["start_logits"], y["start_positions"])
                   + _cross_entropy(y_pred["end_logits"], y["end_positions"])) / 2.0
-        losses += self.qa.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=tf.cast(y["is_impossible"], tf.float32), logits=y_pred["answerable_logit"])
+        if "answerable_logit" in y_pred:
+            losses += self.qa.answerable_weight * tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.cast(y["is_impossible"], tf.float32), logits=y_pred["answerable_logit"])
         return tf.reduce_sum(losses)
 
     def default_metrics(self):

@@ -1,4 +1,6 @@
-"""`QAHead`: the original's question-answering head (google-research/electra `finetune/qa/qa_tasks.py`).
+"""The question-answering heads: the original's (`QAHead`) and the linear one (`LinearQAHead`).
+
+`QAHead` is the original's head (google-research/electra `finetune/qa/qa_tasks.py`).
 
 Start logits from one dense layer; end logits from [start vector; token
 vector] -> dense(512, exact GELU) -> dense(1), conditioned on the gold
@@ -9,6 +11,11 @@ probability-weighted average of the tokens through dense(512, GELU) ->
 dense(1). The end layer's kernel is applied as two halves, start part and
 token part, which is the same product as on the concatenation, without
 building [beam, sequence, 2 x hidden].
+
+`LinearQAHead` is transformers' `ElectraForQuestionAnswering` head: one
+dense layer gives each token a start and an end logit; "no answer" is
+the span [CLS]..[CLS]. Both heads restrict starts and ends to [CLS] and
+the context, and give the post-processing the same beam.
 """
 
 import keras
@@ -19,6 +26,12 @@ HIDDEN = 512  # the original's width of the end and answerability layers
 
 def _gelu(x):
     return keras.activations.gelu(x, approximate=False)
+
+
+def _outside_answer_penalty(input_mask, segment_ids, length):
+    """-1000 on the positions an answer cannot start or end at (all but [CLS] and the context), else 0."""
+    allowed = tf.cast(input_mask * segment_ids, tf.float32) + tf.one_hot(0, length)
+    return 1000.0 * (allowed - 1.0)
 
 
 @keras.saving.register_keras_serializable(package="electra_tf")
@@ -69,8 +82,7 @@ class QAHead(keras.layers.Layer):
     def call(self, hidden, input_mask, segment_ids, start_positions=None):
         h = self.hidden_size
         length = tf.shape(hidden)[1]
-        allowed = tf.cast(input_mask * segment_ids, tf.float32) + tf.one_hot(0, length)
-        penalty = 1000.0 * (allowed - 1.0)
+        penalty = _outside_answer_penalty(input_mask, segment_ids, length)
         start_logits = tf.cast(tf.squeeze(self.start(hidden), -1), tf.float32) + penalty
         kernel = tf.cast(self.end_hidden.kernel, hidden.dtype)
         token_part = tf.matmul(hidden, kernel[h:]) + tf.cast(self.end_hidden.bias, hidden.dtype)
@@ -99,3 +111,73 @@ class QAHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "hidden_size": self.hidden_size, "beam_size": self.beam_size}
+
+
+@keras.saving.register_keras_serializable(package="electra_tf")
+class LinearQAHead(keras.layers.Layer):
+    """Start and end logits from one dense layer over the hidden states; "no answer" by the [CLS] span.
+
+    The head of transformers' `ElectraForQuestionAnswering` (`qa_outputs`:
+    dense(2), start logits then end logits), starting as transformers'
+    does (normal weights with standard deviation `initializer_range`, zero
+    bias). Start and end are independent: the beam is the top `beam_size`
+    ends (the same for every start). The no-answer score of a window,
+    `null_log_prob`, is the start + end log-probability of [CLS]; the
+    post-processing compares it with the best span's.
+
+    Called with `start_positions` (training) it returns `start_logits` and
+    `end_logits` [batch, sequence]; without, those and the beam as
+    `QAHead`'s (`start_top_log_probs`, `start_top_index` [batch, beam],
+    `end_top_log_probs`, `end_top_index` [batch, beam, beam]) and
+    `null_log_prob` [batch]. Logits outside [CLS] and the context are
+    lowered by 1000.
+
+    Args:
+        hidden_size: the encoder's hidden size.
+        beam_size: starts, and ends, kept at prediction.
+        initializer_range: standard deviation of the initial weights.
+        **kwargs: passed to keras.layers.Layer.
+
+    Example:
+
+    >>> head = LinearQAHead(hidden_size=8, beam_size=2)
+    >>> hidden = tf.random.normal([1, 5, 8])
+    >>> mask, segments = tf.constant([[1, 1, 1, 1, 0]]), tf.constant([[0, 0, 1, 1, 0]])
+    >>> out = head(hidden, mask, segments)
+    >>> out["end_top_index"].shape, out["null_log_prob"].shape
+    (TensorShape([1, 2, 2]), TensorShape([1]))
+    """
+
+    def __init__(self, hidden_size, beam_size=20, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden_size = hidden_size
+        self.beam_size = beam_size
+        self.initializer_range = initializer_range
+        self.dense = keras.layers.Dense(2, kernel_initializer=keras.initializers.RandomNormal(stddev=initializer_range),
+                                        dtype=self.dtype_policy, name="qa_outputs")
+
+    def build(self, input_shape=None):
+        self.dense.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, hidden, input_mask, segment_ids, start_positions=None):
+        logits = tf.cast(self.dense(hidden), tf.float32)
+        penalty = _outside_answer_penalty(input_mask, segment_ids, tf.shape(hidden)[1])
+        start_logits, end_logits = logits[:, :, 0] + penalty, logits[:, :, 1] + penalty
+        outputs = {"start_logits": start_logits, "end_logits": end_logits}
+        if start_positions is not None:
+            return outputs
+        beam = tf.minimum(self.beam_size, tf.shape(hidden)[1])
+        start_log_probs, end_log_probs = tf.nn.log_softmax(start_logits), tf.nn.log_softmax(end_logits)
+        start_top, start_index = tf.math.top_k(start_log_probs, k=beam)
+        end_top, end_index = tf.math.top_k(end_log_probs, k=beam)
+        shape = [tf.shape(hidden)[0], beam, beam]
+        outputs.update(start_top_log_probs=start_top, start_top_index=start_index,
+                       end_top_log_probs=tf.broadcast_to(end_top[:, None, :], shape),
+                       end_top_index=tf.broadcast_to(end_index[:, None, :], shape),
+                       null_log_prob=start_log_probs[:, 0] + end_log_probs[:, 0])
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), "hidden_size": self.hidden_size, "beam_size": self.beam_size,
+                "initializer_range": self.initializer_range}

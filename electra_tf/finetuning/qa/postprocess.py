@@ -8,8 +8,12 @@ pieces; a candidate scores start + end log-probability; the `n_best_size`
 best distinct texts across a question's windows are kept. A candidate's
 text is cut from the original context: the characters of its words,
 narrowed to its word pieces when those can be found in them (so
-"(1895-1943)." gives "1895"). The no-answer score of a question is the
-lowest answerability logit over its windows.
+"(1895-1943)." gives "1895"). The no-answer score of a question is, for
+the original's head, the lowest answerability logit over its windows; for
+the linear head (`null_log_prob` in the outputs), the lowest [CLS] span
+log-probability over its windows minus the best answer's score, as
+transformers' question-answering pipeline compared the two (and BERT's
+`run_squad` its `null_score_diff`).
 """
 
 import unicodedata
@@ -58,7 +62,8 @@ def best_answers(examples, windows, outputs, vocabulary, lowercase, max_answer_l
     Args:
         examples: the `QAExample`s the windows were made from.
         windows: their `Windows` (electra_tf.finetuning.qa.features).
-        outputs: the answerer's beam outputs for the windows (numpy arrays by name).
+        outputs: the answerer's beam outputs for the windows (numpy arrays by name): with the original's
+            head `answerable_logit`, with the linear head `null_log_prob`.
         vocabulary: the WordPiece tokens in id order.
         lowercase: whether the tokenizer lower-cases.
         max_answer_length: the longest answer in pieces.
@@ -79,7 +84,7 @@ def best_answers(examples, windows, outputs, vocabulary, lowercase, max_answer_l
         by_example[windows.example[w]].append((float(scores[w, a, b]), w, int(start_index[w, a]),
                                                int(end_index[w, a, b])))
     null = np.full([len(examples)], np.inf)
-    np.minimum.at(null, windows.example, outputs["answerable_logit"])
+    np.minimum.at(null, windows.example, outputs.get("null_log_prob", outputs.get("answerable_logit")))
     ids = windows.features["input_ids"]
     results = []
     for k, example in enumerate(examples):
@@ -95,5 +100,6 @@ def best_answers(examples, windows, outputs, vocabulary, lowercase, max_answer_l
             if len(n_best) == n_best_size:
                 break
         best = n_best[0] if n_best else ("", float("-inf"))
-        results.append({"text": best[0], "score": best[1], "null_score": float(null[k]), "n_best": n_best})
+        null_score = float(null[k]) - best[1] if "null_log_prob" in outputs else float(null[k])
+        results.append({"text": best[0], "score": best[1], "null_score": null_score, "n_best": n_best})
     return results
