@@ -1,7 +1,10 @@
 import glob
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 # The environment the command-line tools give themselves (electra_tf.utils.cli), set before TF loads.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -143,6 +146,58 @@ def summary_scalars(model_dir, tag):
                 if value.tag == tag:
                     values[event.step] = float(tf.make_ndarray(value.tensor))
     return values
+
+
+class Run:
+    """run_pretraining in the background, its output in files, for tests that signal or kill it."""
+
+    def __init__(self, tmp_path, *flags):
+        self.stdout_path = tmp_path / f"stdout-{time.monotonic_ns()}.txt"
+        self.stderr_path = self.stdout_path.with_suffix(".err")
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "electra_tf.run_pretraining", *map(str, flags)],
+                                            env=CLI_ENV, cwd=ROOT, stdout=out, stderr=err)
+
+    def stdout(self):
+        return self.stdout_path.read_text()
+
+    def wait_for(self, pattern, timeout=300):
+        """Waits until stdout matches `pattern` (a regex); fails if the process ends first."""
+        deadline = time.time() + timeout
+        while not re.search(pattern, self.stdout(), re.M):
+            assert self.process.poll() is None, \
+                f"ended before {pattern!r}:\n{self.stdout()}\n{self.stderr_path.read_text()[-2000:]}"
+            assert time.time() < deadline, f"no {pattern!r} in {timeout} s:\n{self.stdout()}"
+            time.sleep(0.05)
+
+    def cpu_seconds(self):
+        fields = open(f"/proc/{self.process.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_for_cpu(self, seconds):
+        """Waits until the process has used `seconds` more CPU time: progress that does not depend on the load."""
+        target = self.cpu_seconds() + seconds
+        while self.cpu_seconds() < target:
+            assert self.process.poll() is None, self.stdout()
+            time.sleep(0.05)
+
+    def finish(self, timeout=300):
+        try:
+            self.process.wait(timeout=timeout)
+        finally:
+            self.process.kill()
+            self.process.wait()
+        return self.process.returncode, self.stdout(), self.stderr_path.read_text()
+
+
+def catches_sigterm(pid):
+    """Whether the process has a handler for SIGTERM (its SigCgt mask in /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            caught = next(line for line in f if line.startswith("SigCgt:"))
+    except (FileNotFoundError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
 
 
 # The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,
