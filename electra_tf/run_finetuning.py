@@ -10,25 +10,39 @@ r"""Fine-tunes a pre-trained discriminator: GLUE or your own labelled files, SQu
         --init_checkpoint=runs/small --output_dir=runs/small_reviews --num_trials=5
 
 Evaluates on the dev split after every epoch, keeps the best epoch's
-weights, and writes eval_results.json, the test predictions (GLUE's
+weights, writes eval_results.json, the test predictions (GLUE's
 submission format) and a SavedModel (output_dir/export) that takes raw
-text. The recipe is the original's (google-research/electra
-run_finetuning.py); see BUILD.md, "Fine-tuning".
+text, and ends with a summary of the selected epoch and these paths. The
+recipe is the original's (google-research/electra run_finetuning.py); see
+BUILD.md, "Fine-tuning".
+
+SIGTERM/SIGINT exit 0: at once before training, after the current update
+(with the trial's training state saved) during it, and without touching
+the previous export during the outputs. Re-running the same command
+continues an unfinished run exactly where it stopped, trial by trial;
+--overwrite starts over.
 """
 
-import dataclasses
-import os
+if __name__ == "__main__":
+    # Before the other imports: a stop signal during start-up then exits 0 with a message, not 143.
+    from electra_tf.utils import stop_signals
 
-from absl import app, flags
+    stop_signals.install()
 
-from electra_tf.finetuning import config as finetuning_config
-from electra_tf.finetuning import tasks
-from electra_tf.finetuning.qa import config as qa_config
-from electra_tf.finetuning.tagging import conll
-from electra_tf.modeling import config as config_lib
-from electra_tf.training import run_flags
-from electra_tf.utils import cli
-from electra_tf.utils.errors import UserError
+import dataclasses  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+
+from electra_tf.finetuning import config as finetuning_config  # noqa: E402
+from electra_tf.finetuning import tasks  # noqa: E402
+from electra_tf.finetuning.qa import config as qa_config  # noqa: E402
+from electra_tf.finetuning.tagging import conll  # noqa: E402
+from electra_tf.modeling import config as config_lib  # noqa: E402
+from electra_tf.training import run_flags  # noqa: E402
+from electra_tf.utils import cli, stop_signals  # noqa: E402
+from electra_tf.utils.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
 FINETUNING_FIELDS = list(dataclasses.fields(finetuning_config.FinetuningConfig))
@@ -217,6 +231,7 @@ def settings_from_flags():
 
 def main(argv):
     del argv
+    stop = stop_signals.install()
     data, config, options = settings_from_flags()
     for line in data.summary():
         print(line, flush=True)
@@ -228,7 +243,11 @@ def main(argv):
         from electra_tf.finetuning.tagging.runner import TaggingRun as run_class
     elif FLAGS.task in qa_config.QA_TASKS:
         from electra_tf.finetuning.qa.runner import QARun as run_class
-    runner.run(data, config, options, run_class)
+    if runner.run(data, config, options, run_class, stop) is None:
+        # Stopped by a signal, with what continues the run saved: exit now, without TensorFlow's teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

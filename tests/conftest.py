@@ -149,26 +149,26 @@ def summary_scalars(model_dir, tag):
 
 
 class Run:
-    """run_pretraining in the background, its output in files, for tests that signal or kill it."""
+    """A tool (run_pretraining unless `module` says) in the background, its output in files, to signal or kill."""
 
-    def __init__(self, tmp_path, *flags):
+    def __init__(self, tmp_path, *flags, module="electra_tf.run_pretraining", env=None):
         self.stdout_path = tmp_path / f"stdout-{time.monotonic_ns()}.txt"
         self.stderr_path = self.stdout_path.with_suffix(".err")
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "electra_tf.run_pretraining", *map(str, flags)],
-                                            env=CLI_ENV, cwd=ROOT, stdout=out, stderr=err)
+            self.process = subprocess.Popen([sys.executable, "-m", module, *map(str, flags)],
+                                            env=env or CLI_ENV, cwd=ROOT, stdout=out, stderr=err)
 
     def stdout(self):
         return self.stdout_path.read_text()
 
-    def wait_for(self, pattern, timeout=300):
+    def wait_for(self, pattern, timeout=300, poll=0.05):
         """Waits until stdout matches `pattern` (a regex); fails if the process ends first."""
         deadline = time.time() + timeout
         while not re.search(pattern, self.stdout(), re.M):
             assert self.process.poll() is None, \
                 f"ended before {pattern!r}:\n{self.stdout()}\n{self.stderr_path.read_text()[-2000:]}"
             assert time.time() < deadline, f"no {pattern!r} in {timeout} s:\n{self.stdout()}"
-            time.sleep(0.05)
+            time.sleep(poll)
 
     def cpu_seconds(self):
         fields = open(f"/proc/{self.process.pid}/stat").read().rsplit(")", 1)[1].split()

@@ -125,8 +125,8 @@ def test_custom_tsv_two_trials_predictions_and_export(finetuning_model_dir, tmp_
                                                                  f"--init_checkpoint={finetuning_model_dir}"),
                        check=False)
     assert again.returncode == 2 and _error_lines(again.stderr) == [
-        f"error: --output_dir {out} already holds results (eval_results.json, export, finetuning_config.json, "
-        "predictions); pass --overwrite to replace them or choose another directory"]
+        f"error: --output_dir {out} already holds the results of a finished run (eval_results.json, export, "
+        "finetuning_config.json, predictions); pass --overwrite to replace them or choose another directory"]
     assert (out / "eval_results.json").stat().st_mtime_ns == before
 
 
