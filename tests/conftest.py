@@ -12,6 +12,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_ENV = dict(os.environ)
+# A user's shell: TensorFlow's log level not set, so the tools choose it (electra_tf.utils.cli). For tests
+# that the tools are quiet; with CLI_ENV's level 2, TensorFlow's own error-level notices would show.
+USER_ENV = {k: v for k, v in CLI_ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -203,7 +206,7 @@ def catches_sigterm(pid):
 # The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,
 # --dist loadfile), and a long file handed out last would run alone at the end.
 LONGEST_FIRST = ("test_sample_efficiency.py", "test_resume.py", "test_run_pretraining.py", "test_run_finetuning.py",
-                 "test_finetuning_qa.py", "test_objectives.py")
+                 "test_finetuning_qa.py", "test_finetuning_resume.py", "test_objectives.py")
 
 
 def pytest_collection_modifyitems(items):

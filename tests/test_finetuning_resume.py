@@ -14,11 +14,9 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import CLI_ENV, Run, catches_sigterm, run_module, summary_scalars
+from conftest import USER_ENV, Run, catches_sigterm, run_module, summary_scalars
 from test_run_finetuning import BAD, GOOD
 
-# The environment of a user's shell: TensorFlow's log level not set, so a start-up message would show.
-USER_ENV = {k: v for k, v in CLI_ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 STEPS_PER_EPOCH = 38  # 1,200 examples in batches of 32
 TOTAL = 2 * STEPS_PER_EPOCH
 

@@ -40,6 +40,14 @@ class TrialState:
     `metrics` holds Keras' running metric values at `step` (so a run resumed
     mid-epoch shows and logs the same running loss); `result` is set when the
     trial is finished.
+
+    Example:
+
+    >>> trial_dir = tempfile.mkdtemp()
+    >>> save_trial(trial_dir, TrialState(step=4))
+    >>> load_trial(trial_dir, print).step  # its resume/ckpt-4 was never written
+    warning: resume/ckpt-4 in ... cannot be read; training this trial again from its start
+    0
     """
 
     step: int = 0
