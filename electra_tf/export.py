@@ -31,12 +31,11 @@ def define_flags():
 
 def main(argv):
     del argv
+    cli.required_flags("model_dir")
+    cli.start_tensorflow()  # before the imports below load TensorFlow, so that it starts quietly
     from electra_tf.serving.savedmodel import export_pretrainer
     from electra_tf.training import run_state
 
-    if not FLAGS.model_dir:
-        raise UserError("--model_dir is required")
-    cli.start_tensorflow()
     try:
         state = run_state.load(FLAGS.model_dir)
         pretrainer = run_state.restore_pretrainer(state, FLAGS.checkpoint)

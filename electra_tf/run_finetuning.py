@@ -10,25 +10,39 @@ r"""Fine-tunes a pre-trained discriminator: GLUE or your own labelled files, SQu
         --init_checkpoint=runs/small --output_dir=runs/small_reviews --num_trials=5
 
 Evaluates on the dev split after every epoch, keeps the best epoch's
-weights, and writes eval_results.json, the test predictions (GLUE's
+weights, writes eval_results.json, the test predictions (GLUE's
 submission format) and a SavedModel (output_dir/export) that takes raw
-text. The recipe is the original's (google-research/electra
-run_finetuning.py); see BUILD.md, "Fine-tuning".
+text, and ends with a summary of the selected epoch and these paths. The
+recipe is the original's (google-research/electra run_finetuning.py); see
+BUILD.md, "Fine-tuning".
+
+SIGTERM/SIGINT exit 0: at once before training, after the current update
+(with the trial's training state saved) during it, and without touching
+the previous export during the outputs. Re-running the same command
+continues an unfinished run exactly where it stopped, trial by trial;
+--overwrite starts over.
 """
 
-import dataclasses
-import os
+if __name__ == "__main__":
+    # Before the other imports: a stop signal during start-up then exits 0 with a message, not 143.
+    from electra_tf.utils import stop_signals
 
-from absl import app, flags
+    stop_signals.install()
 
-from electra_tf.finetuning import config as finetuning_config
-from electra_tf.finetuning import tasks
-from electra_tf.finetuning.qa import config as qa_config
-from electra_tf.finetuning.tagging import conll
-from electra_tf.modeling import config as config_lib
-from electra_tf.training import run_flags
-from electra_tf.utils import cli
-from electra_tf.utils.errors import UserError
+import dataclasses  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+
+from electra_tf.finetuning import config as finetuning_config  # noqa: E402
+from electra_tf.finetuning import tasks  # noqa: E402
+from electra_tf.finetuning.qa import config as qa_config  # noqa: E402
+from electra_tf.finetuning.tagging import conll  # noqa: E402
+from electra_tf.modeling import config as config_lib  # noqa: E402
+from electra_tf.training import run_flags  # noqa: E402
+from electra_tf.utils import cli, stop_signals  # noqa: E402
+from electra_tf.utils.errors import UserError  # noqa: E402
 
 FLAGS = flags.FLAGS
 FINETUNING_FIELDS = list(dataclasses.fields(finetuning_config.FinetuningConfig))
@@ -39,12 +53,29 @@ ARCHITECTURE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "num_layer
 STRATEGIES = ("one_device", "mirrored", "tpu")
 QA_FIELDS = list(dataclasses.fields(qa_config.QAConfig))
 ALL_TASKS = tasks.TASKS + conll.TAGGING_TASKS + qa_config.QA_TASKS
+# FinetuningConfig fields that choose the training data rather than how it is learnt.
+DATA_FIELDS = ("double_unordered", "max_train_examples")
 
 
 def define_flags():
-    """Defines every flag of run_finetuning (idempotent per process)."""
+    """Defines every flag of run_finetuning (idempotent per process), grouped by purpose for --helpfull."""
     if "task" in FLAGS:
         return
+    with cli.flag_group("Data and task"):
+        _define_data_flags()
+    with cli.flag_group("Model"):
+        _define_model_flags()
+    with cli.flag_group("Recipe"):
+        for field in FINETUNING_FIELDS:
+            if field.name not in DATA_FIELDS:
+                run_flags.define_field(field, field.default, finetuning_config.FIELD_HELP[field.name])
+        for field in QA_FIELDS:
+            run_flags.define_field(field, field.default, qa_config.FIELD_HELP[field.name])
+    with cli.flag_group("Run and output"):
+        _define_run_flags()
+
+
+def _define_data_flags():
     flags.DEFINE_enum("task", "custom", ALL_TASKS, "A GLUE task (reads its TSV layout from --data_dir, the task's "
                                                    "directory of the GLUE download); custom: your own files; "
                                                    "squad_v1/squad_v2: SQuAD JSON; tagging: CoNLL-style files; "
@@ -56,14 +87,18 @@ def define_flags():
     for split in ("train", "dev", "test"):
         flags.DEFINE_string(f"{split}_file", None, f"custom, squad, tagging: the {split} file (default: in "
                                                    "--data_dir, by the task's names).")
-    flags.DEFINE_integer("tag_column", -1, "tagging/chunk: the column of the tag (0-based; negative counts from "
-                                           "the end; the word is the first column).")
-    for field in QA_FIELDS:
-        run_flags.define_field(field, field.default, qa_config.FIELD_HELP[field.name])
     flags.DEFINE_string("text_a_column", "text", "custom: the column (or JSON field) of the text.")
     flags.DEFINE_string("text_b_column", None, "custom: the column of the second text of a sentence-pair task.")
     flags.DEFINE_string("label_column", "label", "custom: the column of the label (class name or number).")
     flags.DEFINE_boolean("regression", False, "custom: the labels are numbers to predict (squared error), not classes.")
+    flags.DEFINE_integer("tag_column", -1, "tagging/chunk: the column of the tag (0-based; negative counts from "
+                                           "the end; the word is the first column).")
+    for field in FINETUNING_FIELDS:
+        if field.name in DATA_FIELDS:
+            run_flags.define_field(field, field.default, finetuning_config.FIELD_HELP[field.name])
+
+
+def _define_model_flags():
     flags.DEFINE_string("init_checkpoint", None, "The pre-trained model: a model_dir of run_pretraining or "
                                                  "convert_checkpoint, a checkpoint in one, or its "
                                                  "export/discriminator. "
@@ -81,11 +116,14 @@ def define_flags():
                                             "must be the checkpoint's).")
     flags.DEFINE_boolean("lowercase", None, "Lower-case and strip accents (BERT uncased). Default: as the model was "
                                             "pre-trained (on without --init_checkpoint).")
-    for field in FINETUNING_FIELDS:
-        run_flags.define_field(field, field.default, finetuning_config.FIELD_HELP[field.name])
+
+
+def _define_run_flags():
     flags.DEFINE_string("output_dir", None, "Where checkpoints, TensorBoard logs, eval_results.json, test predictions "
-                                            "and the export go.")
-    flags.DEFINE_boolean("overwrite", False, "Replace the results of an earlier run_finetuning in --output_dir.")
+                                            "and the export go. Re-running the same command continues an unfinished "
+                                            "run there.")
+    flags.DEFINE_boolean("overwrite", False, "Start over in --output_dir: replace a finished run (which is refused "
+                                             "without it) or an unfinished one (which is otherwise continued).")
     flags.DEFINE_boolean("export", True, "Write the SavedModel of the best weights to <output_dir>/export.")
     flags.DEFINE_integer("log_every_steps", 50, "Write TensorBoard training scalars every this many updates.")
     flags.DEFINE_enum("mixed_precision", "none", list(run_flags.PRECISIONS), "Compute precision; variables stay "
@@ -143,8 +181,7 @@ def _read_task():
 
 def settings_from_flags():
     """Checks the flags and reads the data; raises a UserError on a user mistake. No TensorFlow."""
-    if not FLAGS.output_dir:
-        raise UserError("--output_dir is required")
+    cli.required_flags("output_dir")
     if FLAGS.distribution_strategy == "multi_worker_mirrored":
         raise UserError("fine-tuning trains with Keras fit, which fails under MultiWorkerMirroredStrategy "
                         "(keras-team/keras#20585); use one_device, mirrored (one machine, several GPUs) or tpu")
@@ -197,6 +234,7 @@ def settings_from_flags():
 
 def main(argv):
     del argv
+    stop = stop_signals.install()
     data, config, options = settings_from_flags()
     for line in data.summary():
         print(line, flush=True)
@@ -208,7 +246,11 @@ def main(argv):
         from electra_tf.finetuning.tagging.runner import TaggingRun as run_class
     elif FLAGS.task in qa_config.QA_TASKS:
         from electra_tf.finetuning.qa.runner import QARun as run_class
-    runner.run(data, config, options, run_class)
+    if runner.run(data, config, options, run_class, stop) is None:
+        # Stopped by a signal, with what continues the run saved: exit now, without TensorFlow's teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":

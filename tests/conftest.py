@@ -1,7 +1,10 @@
 import glob
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 # The environment the command-line tools give themselves (electra_tf.utils.cli), set before TF loads.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -9,6 +12,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_ENV = dict(os.environ)
+# A user's shell: TensorFlow's log level not set, so the tools choose it (electra_tf.utils.cli). For tests
+# that the tools are quiet; with CLI_ENV's level 2, TensorFlow's own error-level notices would show.
+USER_ENV = {k: v for k, v in CLI_ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -145,10 +151,63 @@ def summary_scalars(model_dir, tag):
     return values
 
 
+class Run:
+    """A tool (run_pretraining unless `module` says) in the background, its output in files, to signal or kill."""
+
+    def __init__(self, tmp_path, *flags, module="electra_tf.run_pretraining", env=None):
+        self.stdout_path = tmp_path / f"stdout-{time.monotonic_ns()}.txt"
+        self.stderr_path = self.stdout_path.with_suffix(".err")
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", module, *map(str, flags)],
+                                            env=env or CLI_ENV, cwd=ROOT, stdout=out, stderr=err)
+
+    def stdout(self):
+        return self.stdout_path.read_text()
+
+    def wait_for(self, pattern, timeout=300, poll=0.05):
+        """Waits until stdout matches `pattern` (a regex); fails if the process ends first."""
+        deadline = time.time() + timeout
+        while not re.search(pattern, self.stdout(), re.M):
+            assert self.process.poll() is None, \
+                f"ended before {pattern!r}:\n{self.stdout()}\n{self.stderr_path.read_text()[-2000:]}"
+            assert time.time() < deadline, f"no {pattern!r} in {timeout} s:\n{self.stdout()}"
+            time.sleep(poll)
+
+    def cpu_seconds(self):
+        fields = open(f"/proc/{self.process.pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_for_cpu(self, seconds):
+        """Waits until the process has used `seconds` more CPU time: progress that does not depend on the load."""
+        target = self.cpu_seconds() + seconds
+        while self.cpu_seconds() < target:
+            assert self.process.poll() is None, self.stdout()
+            time.sleep(0.05)
+
+    def finish(self, timeout=300):
+        try:
+            self.process.wait(timeout=timeout)
+        finally:
+            self.process.kill()
+            self.process.wait()
+        return self.process.returncode, self.stdout(), self.stderr_path.read_text()
+
+
+def catches_sigterm(pid):
+    """Whether the process has a handler for SIGTERM (its SigCgt mask in /proc)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            caught = next(line for line in f if line.startswith("SigCgt:"))
+    except (FileNotFoundError, StopIteration):
+        return False
+    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
 # The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,
 # --dist loadfile), and a long file handed out last would run alone at the end.
 LONGEST_FIRST = ("test_sample_efficiency.py", "test_resume.py", "test_run_pretraining.py", "test_run_finetuning.py",
-                 "test_finetuning_qa.py", "test_convert_finetuned.py", "test_objectives.py")
+                 "test_finetuning_qa.py", "test_finetuning_resume.py", "test_convert_finetuned.py",
+                 "test_objectives.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -4,6 +4,9 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+from conftest import CLI_ENV, ROOT
+
 TOOL = textwrap.dedent("""
     from absl import app, flags
     from electra_tf.utils import cli
@@ -37,3 +40,33 @@ def test_missing_required_flag_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "error: --data_dir is required (see --helpfull)"
     assert _run(tmp_path, "--data_dir=x").stdout.strip() == "data_dir x"
+
+
+HELPFULL = textwrap.dedent("""
+    import atexit, runpy, sys
+    atexit.register(lambda: print("tensorflow loaded:", "tensorflow" in sys.modules, file=sys.stderr))
+    sys.argv = [sys.argv[1], "--helpfull"]
+    runpy.run_module(sys.argv[0], run_name="__main__")
+""")
+TOOLS = ["electra_tf.run_finetuning", "electra_tf.export", "electra_tf.convert_checkpoint", "electra_tf.demo",
+         "electra_tf.run_pretraining"]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_helpfull_shows_the_tools_and_absls_flags_only_without_loading_tensorflow(tool):
+    result = subprocess.run([sys.executable, "-c", HELPFULL, tool], capture_output=True, text=True, timeout=120,
+                            cwd=ROOT, env=CLI_ENV)
+    assert result.stderr.strip().splitlines()[-1] == "tensorflow loaded: False", result.stderr[-2000:]
+    out = result.stdout
+    sections = [line[:-1] for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    absl_sections = {"absl.app", "absl.logging", "absl.flags"}
+    assert absl_sections <= set(sections)
+    # No absltest flags (--test_tmpdir, ...) and none of TensorFlow's (tensor tracer, pfor, TPU client).
+    for name in ("--test_tmpdir", "--test_random_seed", "--trace_dir", "--op_conversion_fallback_to_while_loop",
+                 "tensorflow", "absl.testing"):
+        assert name not in out, name
+    if tool == "electra_tf.run_finetuning":
+        groups = ["Data and task", "Model", "Recipe", "Run and output"]
+        assert [s for s in sections if s not in absl_sections and s != "flags"] == groups
+        for group, flag in zip(groups, ("--label_column", "--init_checkpoint", "--learning_rate", "--output_dir")):
+            assert out.index(f"\n{group}:\n") < out.index(f"  {flag}:") < out.index("\nabsl.app:\n"), flag

@@ -9,15 +9,13 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops the exported serve_text uses)
-from conftest import CLI_ENV, ROOT, checkpoint_steps, error_lines, pretraining_flags, run_module, summary_steps
+from conftest import Run, catches_sigterm, checkpoint_steps, error_lines, pretraining_flags, run_module, summary_steps
 
 from electra_tf.training import run_state
 
@@ -58,48 +56,6 @@ def _assert_bit_identical(prefix, expected_prefix):
 def _listed(model_dir):
     with open(model_dir / "checkpoints" / "checkpoint") as f:
         return re.findall(r'^all_model_checkpoint_paths: "([^"]+)"', f.read(), re.M)
-
-
-class Run:
-    """run_pretraining in the background, its output in files, for tests that signal or kill it."""
-
-    def __init__(self, tmp_path, *flags):
-        self.stdout_path = tmp_path / f"stdout-{time.monotonic_ns()}.txt"
-        self.stderr_path = self.stdout_path.with_suffix(".err")
-        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "electra_tf.run_pretraining", *map(str, flags)],
-                                            env=CLI_ENV, cwd=ROOT, stdout=out, stderr=err)
-
-    def stdout(self):
-        return self.stdout_path.read_text()
-
-    def wait_for(self, pattern, timeout=300):
-        """Waits until stdout matches `pattern` (a regex); fails if the process ends first."""
-        deadline = time.time() + timeout
-        while not re.search(pattern, self.stdout(), re.M):
-            assert self.process.poll() is None, \
-                f"ended before {pattern!r}:\n{self.stdout()}\n{self.stderr_path.read_text()[-2000:]}"
-            assert time.time() < deadline, f"no {pattern!r} in {timeout} s:\n{self.stdout()}"
-            time.sleep(0.05)
-
-    def cpu_seconds(self):
-        fields = open(f"/proc/{self.process.pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def wait_for_cpu(self, seconds):
-        """Waits until the process has used `seconds` more CPU time: progress that does not depend on the load."""
-        target = self.cpu_seconds() + seconds
-        while self.cpu_seconds() < target:
-            assert self.process.poll() is None, self.stdout()
-            time.sleep(0.05)
-
-    def finish(self, timeout=300):
-        try:
-            self.process.wait(timeout=timeout)
-        finally:
-            self.process.kill()
-            self.process.wait()
-        return self.process.returncode, self.stdout(), self.stderr_path.read_text()
 
 
 def test_kills_at_several_moments_end_bit_identical_to_an_uninterrupted_run(data_dir, reference, tmp_path):
@@ -249,22 +205,12 @@ def test_settings_unknown_or_untrained_are_recorded(vocab_and_config, tmp_path):
     assert run_state.load(str(tmp_path / "run")).data_order["train_batch_size"] == 32
 
 
-def _catches_sigterm(pid):
-    """Whether the process has a handler for SIGTERM (its SigCgt mask in /proc)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            caught = next(line for line in f if line.startswith("SigCgt:"))
-    except (FileNotFoundError, StopIteration):
-        return False
-    return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
-
-
 def test_sigterm_in_the_first_second_exits_0(data_dir, tmp_path):
     # The signal goes the moment the handler exists: what remains before it is the interpreter's own
     # start-up, which no Python code can shorten (and which a loaded machine may stretch past 0.5 s).
     run = Run(tmp_path, *pretraining_flags(data_dir, tmp_path / "run", 10))
     deadline = time.monotonic() + 30
-    while not _catches_sigterm(run.process.pid) and time.monotonic() < deadline and run.process.poll() is None:
+    while not catches_sigterm(run.process.pid) and time.monotonic() < deadline and run.process.poll() is None:
         time.sleep(0.005)
     with open(f"/proc/{run.process.pid}/maps") as f:
         assert "libtensorflow" not in f.read()  # installed before the seconds TensorFlow takes to load

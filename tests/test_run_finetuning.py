@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import tensorflow as tf
-from conftest import run_module
+from conftest import USER_ENV, run_module
 from test_finetuning_data import write_glue
 
 from electra_tf.finetuning.tasks import glue_labels
@@ -114,7 +114,9 @@ def test_custom_tsv_two_trials_predictions_and_export(finetuning_model_dir, tmp_
     # make demo's last step, on this run: the dev accuracy and the labels of a few reviews.
     examples = tmp_path / "examples.tsv"
     examples.write_text("text\tlabel\na great movie\tpos\nan awful film\tneg\n", encoding="utf-8")
-    shown = run_module("electra_tf.demo", f"--classifier_dir={out}", f"--examples_file={examples}").stdout
+    demo = run_module("electra_tf.demo", f"--classifier_dir={out}", f"--examples_file={examples}", env=USER_ENV)
+    assert demo.stderr == ""  # TensorFlow starts quietly
+    shown = demo.stdout
     assert f"fine-tuned classifier: dev accuracy {results['accuracy']:.3f}" in shown
     rows = [line.split() for line in shown.splitlines()[-2:]]
     assert [row[1] for row in rows] == predicted[:2] and [row[2] for row in rows] == ["pos", "neg"]
@@ -125,8 +127,8 @@ def test_custom_tsv_two_trials_predictions_and_export(finetuning_model_dir, tmp_
                                                                  f"--init_checkpoint={finetuning_model_dir}"),
                        check=False)
     assert again.returncode == 2 and _error_lines(again.stderr) == [
-        f"error: --output_dir {out} already holds results (eval_results.json, export, finetuning_config.json, "
-        "predictions); pass --overwrite to replace them or choose another directory"]
+        f"error: --output_dir {out} already holds the results of a finished run (eval_results.json, export, "
+        "finetuning_config.json, predictions); pass --overwrite to replace them or choose another directory"]
     assert (out / "eval_results.json").stat().st_mtime_ns == before
 
 

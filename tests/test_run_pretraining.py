@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops the exported serve_text uses)
-from conftest import CLI_ENV, ROOT, checkpoint_steps, error_lines, summary_scalars, summary_steps
+from conftest import CLI_ENV, ROOT, USER_ENV, checkpoint_steps, error_lines, summary_scalars, summary_steps
 from conftest import pretraining_flags as _flags
 from conftest import run_module as _run
 
@@ -75,7 +75,8 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
     assert out["p_raw"][4:] == [0.0, 0.0]  # padding gets no probability
 
     # make demo's last step, on this export: one line per sentence and the count.
-    shown = _run("electra_tf.demo", f"--export_dir={export_dir}")
+    shown = _run("electra_tf.demo", f"--export_dir={export_dir}", env=USER_ENV)
+    assert shown.stderr == ""  # TensorFlow starts quietly
     verdicts = [line for line in shown.stdout.splitlines() if line[:4] in ("HIT ", "miss")]
     assert len(verdicts) == len(SWAPPED) and all("*" in line for line in verdicts)
     hits = sum(line.startswith("HIT ") for line in verdicts)
@@ -83,8 +84,9 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
 
     # The export command, from an older checkpoint, with the generator.
     exported = tmp_path / "exported"
-    _run("electra_tf.export", f"--model_dir={model_dir}", f"--checkpoint={model_dir}/checkpoints/ckpt-10",
-         f"--export_dir={exported}", "--export_generator")
+    result = _run("electra_tf.export", f"--model_dir={model_dir}", f"--checkpoint={model_dir}/checkpoints/ckpt-10",
+                  f"--export_dir={exported}", "--export_generator", env=USER_ENV)
+    assert result.stderr == ""
     generator = tf.saved_model.load(str(exported / "generator")).signatures["serving_default"]
     ids = tf.constant([[2, 40, 4, 3]], tf.int32)
     logits = generator(input_ids=ids, input_mask=tf.ones_like(ids), segment_ids=tf.zeros_like(ids),

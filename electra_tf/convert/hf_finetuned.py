@@ -105,7 +105,7 @@ def _selected_checkpoint(run_dir, record):
     """The checkpoint of the model the run selected (the best epoch; of the best trial when there were several)."""
     import tensorflow as tf
 
-    from electra_tf.finetuning.runner import RESULTS_FILE
+    from electra_tf.finetuning.config import RESULTS_FILE
 
     directory = run_dir
     if record.get("hyperparameters", {}).get("num_trials", 1) > 1:

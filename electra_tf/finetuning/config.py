@@ -165,20 +165,26 @@ class RunOptions:
 
 # Written first into an output_dir, so --overwrite knows the directory is a fine-tuning run's to replace.
 MARKER = "finetuning_config.json"
+# Written last: an output_dir holding it is a finished run.
+RESULTS_FILE = "eval_results.json"
 
 
 def check_output_dir(path, overwrite):
-    """Refuses an output_dir that holds anything, unless --overwrite and it is an earlier run's."""
+    """Refuses an output_dir that holds a finished run (unless --overwrite) or anything but a run_finetuning output.
+
+    An unfinished run (finetuning_config.json without eval_results.json) is
+    accepted: the runner continues it, or starts over with --overwrite.
+    """
     from electra_tf.utils.errors import UserError
 
     if os.path.isfile(path):
         raise UserError(f"--output_dir {path} is a file; give a directory")
     if not os.path.isdir(path) or not os.listdir(path):
         return
-    if not overwrite:
-        held = ", ".join(sorted(os.listdir(path))[:4])
-        raise UserError(f"--output_dir {path} already holds results ({held}); pass --overwrite to replace them or "
-                        "choose another directory")
     if not os.path.exists(os.path.join(path, MARKER)):
         raise UserError(f"--output_dir {path} is not empty and is not a run_finetuning output ({MARKER} missing); "
                         "--overwrite replaces only those: choose another directory")
+    if os.path.exists(os.path.join(path, RESULTS_FILE)) and not overwrite:
+        held = ", ".join(sorted(os.listdir(path))[:4])
+        raise UserError(f"--output_dir {path} already holds the results of a finished run ({held}); pass --overwrite "
+                        "to replace them or choose another directory")

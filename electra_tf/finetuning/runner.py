@@ -5,10 +5,18 @@ Output directory (one trial; with --num_trials N the per-trial parts go to trial
     finetuning_config.json   what was trained: task, labels, model config, hyperparameters
     vocab.txt
     checkpoints/best-<epoch>  the weights of the best epoch on dev
+    trial_state.json, resume/ how far the trial got, for a re-run to continue it (electra_tf.finetuning.resume)
     train/, eval/            TensorBoard scalars
-    eval_results.json        dev metrics by name (the median over trials, and each trial)
+    eval_results.json        dev metrics by name (the median over trials, and each trial); written last
     predictions/<file>.tsv   test predictions, GLUE's submission format: index<TAB>prediction
     export/                  SavedModel: serve_text (raw strings) and serving_default (ids)
+
+SIGTERM and SIGINT stop a run cleanly (utils/stop_signals.py): during
+training after the current update, with the trial's training state saved;
+during a dev evaluation at once, with the state at the end of the epoch
+saved; during the outputs without touching the previous ones. Re-running
+the same command continues where it stopped, with the updates, dropout
+masks and data order an uninterrupted run would have had.
 """
 
 import json
@@ -23,20 +31,24 @@ import tensorflow as tf
 
 from electra_tf.finetuning import metrics as metrics_lib
 from electra_tf.finetuning import pretrained as pretrained_lib
+from electra_tf.finetuning import resume
 from electra_tf.finetuning.base import with_finetuning_settings
 from electra_tf.finetuning.classifier import ElectraClassifier
-from electra_tf.finetuning.config import MARKER
+from electra_tf.finetuning.config import MARKER, RESULTS_FILE
 from electra_tf.finetuning.optimization import create_finetuning_optimizer
 from electra_tf.finetuning.preprocessing import ElectraPreprocessor
 from electra_tf.modeling.config import ElectraConfig
 from electra_tf.serving.classifier_savedmodel import export_classifier
 from electra_tf.text.vocab import file_sha256, special_token_ids
+from electra_tf.training import run_dir, run_state
 from electra_tf.training.strategies import make_strategy
+from electra_tf.utils import stop_signals
 from electra_tf.utils.atomic import atomic_file, copy_file_atomically, write_text_atomically
 from electra_tf.utils.errors import UserError
 from electra_tf.utils.progress import ProgressBar
 
-RESULTS_FILE = "eval_results.json"
+# Fewer optimizer updates than this draw a note: fine-tuning on small data then tends to underfit.
+MIN_UPDATES = 100
 
 
 # ---- the model ----
@@ -97,6 +109,10 @@ def resolve_model(options, finetuning):
                        None, f"randomly initialised {options.model_size or 'small'} model")
 
 
+def _say(line):
+    print(line, flush=True)
+
+
 def build_classifier(source, data, seed, classifier_head="original"):
     keras.utils.set_random_seed(seed)
     preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, source.config.max_seq_length)
@@ -146,11 +162,9 @@ class Features:
             self.splits[split.name] = (features, labels)
             self.cut[split.name] = cut
 
-    def train_dataset(self, batch_size, seed):
-        features, labels = self.splits[self.data.train.name]
-        dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    def train_arrays(self):
+        """The training split's (features, labels), one row per example."""
+        return self.splits[self.data.train.name]
 
 
 def predictions_of(data, outputs):
@@ -176,23 +190,39 @@ def evaluate(classifier, data, features, batch_size):
 # ---- one trial ----
 
 
-class _TrialCallback(keras.callbacks.Callback):
-    """Progress bar, TensorBoard scalars, dev evaluation after each epoch and the best checkpoint."""
+def metric_values(model):
+    """{metric name: [variable values]} of a Keras model's running metrics (JSON-able)."""
+    return {m.name: [np.asarray(v.numpy()).tolist() for v in m.variables] for m in model.metrics}
 
-    def __init__(self, run, trial_dir, total_steps, checkpoint_manager):
+
+def set_metric_values(model, values):
+    for metric in model.metrics:
+        for variable, value in zip(metric.variables, values.get(metric.name, ())):
+            variable.assign(value)
+
+
+class _TrialCallback(keras.callbacks.Callback):
+    """After each update: the progress bar, TensorBoard training scalars and the check for a stop request."""
+
+    def __init__(self, run, trial_dir, total_steps, stop):
         super().__init__()
         self.run = run
         self.total_steps = total_steps
-        self.manager = checkpoint_manager
+        self.stop = stop
         self.progress = ProgressBar(total_steps, "steps", "ex/s", rate_per_unit=run.config.train_batch_size,
                                     interval=0.5)
         self.train_writer = tf.summary.create_file_writer(os.path.join(trial_dir, "train"))
         self.eval_writer = tf.summary.create_file_writer(os.path.join(trial_dir, "eval"))
-        self.history = []
-        self.best = None
+        self.resumed_metrics = None  # the running metrics to put back at the start of a resumed epoch
 
     def _step(self):
         return int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # fit has just reset the running metrics; mid-epoch, a resumed run continues those of the steps before.
+        if self.resumed_metrics:
+            set_metric_values(self.model, self.resumed_metrics)
+            self.resumed_metrics = None
 
     def on_train_batch_end(self, batch, logs=None):
         step = self._step()
@@ -207,25 +237,14 @@ class _TrialCallback(keras.callbacks.Callback):
                 tf.summary.scalar("loss/train", loss)
                 tf.summary.scalar("optimizer/learning_rate", float(self.model.optimizer.learning_rate))
             self.train_writer.flush()
+        if self.stop.received:
+            self.model.stop_training = True  # fit returns after this update
 
-    def on_epoch_end(self, epoch, logs=None):
-        run = self.run
-        results = run.evaluate(self.model)
-        step = self._step()
+    def log_eval(self, step, results):
         with self.eval_writer.as_default(step=step):
             for name, value in results.items():
                 tf.summary.scalar(f"eval/{name}", value)
         self.eval_writer.flush()
-        entry = {"epoch": epoch + 1, **results}
-        self.history.append(entry)
-        headline = run.data.headline_metric
-        improved = self.best is None or results[headline] > self.best[headline]
-        if improved:
-            self.best = entry
-            self.manager.save(checkpoint_number=epoch + 1)
-        self.progress.close()
-        shown = "  ".join(f"{k} {v:.4f}" for k, v in results.items())
-        print(f"epoch {epoch + 1}/{run.epochs}  dev {shown}{'  (best)' if improved else ''}", flush=True)
 
 
 def weights_checkpoint(classifier):
@@ -252,6 +271,7 @@ class FinetuningRun:
         self.features = self.make_features()
         self.steps_per_epoch = math.ceil(self.num_train_rows() / self.config.train_batch_size)
         self.total_steps = self.steps_per_epoch * self.epochs
+        self._train_tensors = None
 
     # ---- hooks of a task family ----
 
@@ -288,9 +308,9 @@ class FinetuningRun:
 
     def write_outputs(self, model, record):
         """Test predictions and the export of the selected model; returns entries for eval_results.json."""
-        results = {}
+        results = {"predictions": []}
         for split, (path, scores) in write_predictions(model, self).items():
-            print(f"{split} predictions: {path}", flush=True)
+            results["predictions"].append(path)
             if scores:
                 results.setdefault("test", {})[split] = scores
         if self.options.export:
@@ -319,10 +339,40 @@ class FinetuningRun:
                 self.source.config, self.source.vocab_file, self.source.lowercase)
             return self.build_model(source, seed)
 
-    def trial(self, k):
-        """Trains trial k (seed = seed + k); returns its best epoch's metrics and the history."""
+    def epoch_dataset(self, seed, epoch, skip_batches=0):
+        """Epoch `epoch`'s training batches, from the `skip_batches`-th on.
+
+        Each epoch visits the rows in an order drawn from (seed, epoch)
+        alone, so a run resumed mid-epoch trains on the batches that an
+        uninterrupted one would.
+        """
+        if self._train_tensors is None:
+            self._train_tensors = tf.nest.map_structure(tf.convert_to_tensor, self.features.train_arrays())
+        tensors = self._train_tensors
+        batch_size = self.config.train_batch_size
+        rows = int(tf.nest.flatten(tensors)[0].shape[0])
+        order = np.random.default_rng([seed, epoch]).permutation(rows)[skip_batches * batch_size:]
+        dataset = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        dataset = dataset.map(lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors))
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def trial(self, k, stop):
+        """Trains trial k (seed = seed + k), continuing what trial_state.json records.
+
+        Returns its result (the best epoch's metrics and the history) and the
+        best weights' checkpoint, or None when a stop request ended it (its
+        state is then saved).
+        """
         seed = self.config.seed + k
         trial_dir = self.trial_dir(k)
+        name = f"trial {k + 1}/{self.config.num_trials}" if self.config.num_trials > 1 else ""
+        state = resume.load_trial(trial_dir, _say)
+        if state.finished:
+            shown = "  ".join(f"{n} {state.result[n]:.4f}" for n in self.data.metric_names)
+            _say(f"{name} (seed {seed}) finished before: dev {shown} (epoch {state.result['epoch']})")
+            return state.result, os.path.join(trial_dir, state.best_checkpoint)
+        if name:
+            _say(f"{name} (seed {seed})")
         classifier = self.new_classifier(seed)
         with self.strategy.scope():
             classifier.compile(optimizer=create_finetuning_optimizer(
@@ -330,13 +380,67 @@ class FinetuningRun:
                 layerwise_lr_decay=self.config.layerwise_lr_decay, warmup_proportion=self.config.warmup_proportion,
                 weight_decay_rate=self.config.weight_decay_rate, clip_norm=self.config.clip_norm,
                 epsilon=self.config.adam_epsilon))
-        manager = tf.train.CheckpointManager(weights_checkpoint(classifier),
-                                             os.path.join(trial_dir, "checkpoints"), max_to_keep=1,
-                                             checkpoint_name="best")
-        callback = _TrialCallback(self, trial_dir, self.total_steps, manager)
-        classifier.fit(self.features.train_dataset(self.config.train_batch_size, seed), epochs=self.epochs,
-                       verbose=0, callbacks=[callback])
-        return {"seed": seed, **callback.best, "history": callback.history}, manager.latest_checkpoint
+            training = run_state.training_checkpoint(classifier)
+            if state.step:
+                classifier.optimizer.build(classifier.trainable_variables)
+                training.read(resume.resume_prefix(trial_dir, state.step)).assert_consumed()
+        if state.step:
+            _say(f"continuing{' ' + name if name else ''} from step {state.step} of {self.total_steps} "
+                 f"({resume.resume_prefix(trial_dir, state.step)})")
+        for log_dir in ("train", "eval"):  # what a killed run logged after the saved step
+            run_dir.trim_events(os.path.join(trial_dir, log_dir), state.step)
+        callback = _TrialCallback(self, trial_dir, self.total_steps, stop)
+
+        saved_step = state.step  # the step whose training state is on disk (0: none is needed)
+
+        def stopped():
+            if state.step != saved_step:
+                training.write(resume.resume_prefix(trial_dir, state.step))
+                state.metrics = metric_values(classifier)
+                resume.save_trial(trial_dir, state)
+            callback.progress.close()
+            where = (f"{'in ' + name + ' ' if name else ''}at step {state.step} of {self.total_steps}; its "
+                     f"training state is saved in {resume.resume_prefix(trial_dir, state.step)}" if state.step
+                     else f"before {name or 'training'} started; nothing needed saving")
+            _say(f"stopped by {stop.received} {where}. Re-run the same command to continue.")
+
+        per_epoch = self.steps_per_epoch
+        for epoch in range(len(state.history), self.epochs):
+            skip = state.step - epoch * per_epoch
+            if skip < per_epoch:
+                if stop.received:
+                    return stopped()
+                callback.resumed_metrics = state.metrics if skip else None
+                classifier.fit(self.epoch_dataset(seed, epoch, skip), epochs=1, verbose=0, callbacks=[callback])
+                state.step = int(classifier.optimizer.iterations.numpy())
+                if state.step < (epoch + 1) * per_epoch:
+                    return stopped()
+            try:
+                with stop.mode(stop_signals.RAISE):
+                    results = self.evaluate(classifier)
+            except (stop_signals.Stopped, Exception):
+                if not stop.received:
+                    raise
+                return stopped()  # saved at the end of the epoch; the evaluation is done again on resume
+            callback.log_eval(state.step, results)
+            entry = {"epoch": epoch + 1, **results}
+            state.history.append(entry)
+            headline = self.data.headline_metric
+            improved = state.best is None or results[headline] > state.best[headline]
+            if improved:
+                state.best, state.best_checkpoint = entry, resume.best_prefix(epoch + 1)
+                weights_checkpoint(classifier).write(os.path.join(trial_dir, state.best_checkpoint))
+            state.metrics = None
+            if epoch + 1 == self.epochs:
+                state.result = {"seed": seed, **state.best, "history": state.history}
+            else:  # the end of an epoch is a point to continue from, also after a kill
+                training.write(resume.resume_prefix(trial_dir, state.step))
+            resume.save_trial(trial_dir, state)
+            saved_step = state.step
+            callback.progress.close()
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in results.items())
+            _say(f"epoch {epoch + 1}/{self.epochs}  dev {shown}{'  (best)' if improved else ''}")
+        return state.result, os.path.join(trial_dir, state.best_checkpoint)
 
     def best_classifier(self, checkpoint):
         classifier = self.new_classifier(self.config.seed, with_weights=False)
@@ -374,41 +478,89 @@ def write_predictions(classifier, run):
     return written
 
 
+def few_updates_note(updates, steps_per_epoch, epochs):
+    """A one-line note when a run makes fewer than MIN_UPDATES optimizer updates (else None).
+
+    Args:
+        updates: the run's optimizer updates (per trial).
+        steps_per_epoch: updates per epoch.
+        epochs: the run's epochs.
+
+    Example:
+
+    >>> print(few_updates_note(21, 7, 3))
+    note: 3 epochs of 7 batches are only 21 optimizer updates, and so few tend to underfit; --num_train_epochs=15 \
+gives 105 (BUILD.md, "Small data")
+    >>> few_updates_note(120, 40, 3) is None
+    True
+    """
+    if updates >= MIN_UPDATES:
+        return None
+    enough = math.ceil(MIN_UPDATES / steps_per_epoch)
+    return (f"note: {epochs} epochs of {steps_per_epoch} batches are only {updates} optimizer updates, and so few tend "
+            f"to underfit; --num_train_epochs={enough} gives {enough * steps_per_epoch} (BUILD.md, \"Small data\")")
+
+
 def prepare_output_dir(options, record, vocab_file):
+    """Starts a new run's output_dir: an earlier run's is replaced (check_output_dir allowed it: --overwrite)."""
     if os.path.isdir(options.output_dir) and os.listdir(options.output_dir):
-        shutil.rmtree(options.output_dir)  # check_output_dir allowed it: --overwrite of an earlier run's
+        shutil.rmtree(options.output_dir)
     os.makedirs(options.output_dir, exist_ok=True)
     write_text_atomically(os.path.join(options.output_dir, MARKER), json.dumps(record, indent=2, sort_keys=True))
     copy_file_atomically(vocab_file, os.path.join(options.output_dir, "vocab.txt"))
 
 
-def run(data, config, options, run_class=FinetuningRun):
-    """Everything run_finetuning does after its flag checks; returns the eval_results dict.
+def continue_output_dir(options, record, vocab_file):
+    """Checks that an unfinished run's output_dir was started with `record`'s settings, and cleans it up."""
+    resume.check_settings(options.output_dir, record, MARKER)
+    _say(f"continuing the unfinished run in {options.output_dir}")
+    resume.sweep(options.output_dir, _say)
+    if not os.path.exists(os.path.join(options.output_dir, "vocab.txt")):  # stopped as the run started
+        copy_file_atomically(vocab_file, os.path.join(options.output_dir, "vocab.txt"))
 
-    `run_class` is the task family's `FinetuningRun`.
+
+def run(data, config, options, run_class=FinetuningRun, stop=None):
+    """Everything run_finetuning does after its flag checks; returns the eval_results dict, or None if stopped.
+
+    Args:
+        data: the task's examples.
+        config: the `FinetuningConfig`.
+        options: the `RunOptions`.
+        run_class: the task family's `FinetuningRun`.
+        stop: the process's `utils.stop_signals.StopSignals` (installed here if not given).
     """
+    stop = stop or stop_signals.install()
     try:
         strategy = make_strategy(options.distribution_strategy, options.tpu, options.num_cpu_devices)
+        stop.reinstall()  # TensorFlow may have installed a handler of its own
         source = resolve_model(options, config)
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e).splitlines()[0]) from None
     fine = run_class(data, config, options, source, strategy)
     hp = fine.config
-    print(f"model: {source.description}; {len(data.train.examples):,} training examples, {fine.epochs} epochs, "
-          f"{fine.total_steps:,} updates of {hp.train_batch_size}; learning rate {hp.learning_rate:g}, layer-wise "
-          f"decay {hp.layerwise_lr_decay:g}", flush=True)
+    _say(f"model: {source.description}; {len(data.train.examples):,} training examples, {fine.epochs} epochs, "
+         f"{fine.total_steps:,} updates of {hp.train_batch_size}; learning rate {hp.learning_rate:g}, layer-wise "
+         f"decay {hp.layerwise_lr_decay:g}")
+    note = few_updates_note(fine.total_steps, fine.steps_per_epoch, fine.epochs)
+    if note:
+        _say(note)
     for line in fine.report_features():
-        print(line, flush=True)
-    record = fine.record()
-    prepare_output_dir(options, record, source.vocab_file)
+        _say(line)
+    record = {**fine.record(), "data_sha256": resume.data_sha256(data)}
+    # From here on the output_dir changes: a stop request is acted on where what is on disk is whole.
+    stop.set_mode(stop_signals.RECORD)
+    if not options.overwrite and os.path.exists(os.path.join(options.output_dir, MARKER)):
+        continue_output_dir(options, record, source.vocab_file)
+    else:
+        prepare_output_dir(options, record, source.vocab_file)
 
     trials, checkpoints = [], []
     for k in range(hp.num_trials):
-        if hp.num_trials > 1:
-            print(f"trial {k + 1}/{hp.num_trials} (seed {hp.seed + k})", flush=True)
-        result, checkpoint = fine.trial(k)
-        trials.append(result)
-        checkpoints.append(checkpoint)
+        outcome = fine.trial(k, stop)
+        if outcome is None:
+            return None
+        trials.append(outcome[0])
+        checkpoints.append(outcome[1])
 
     names = data.metric_names
     headline = data.headline_metric
@@ -423,22 +575,45 @@ def run(data, config, options, run_class=FinetuningRun):
     results["examples"] = {s.name: len(s.examples) for s in [data.train, *data.dev, *data.test]}
     results["skipped"] = fine.skipped()
 
-    model = fine.best_classifier(checkpoints[best])
-    results.update(fine.write_outputs(model, record))
-    if len(trials) > 1:
-        results["predictions_from_trial"] = best + 1
-    write_text_atomically(os.path.join(options.output_dir, RESULTS_FILE), json.dumps(results, indent=2))
-    _print_summary(results, trials, names)
+    results_path = os.path.join(options.output_dir, RESULTS_FILE)
+    try:
+        with stop.mode(stop_signals.RAISE):
+            model = fine.best_classifier(checkpoints[best])
+            results.update(fine.write_outputs(model, record))
+            if len(trials) > 1:
+                results["predictions_from_trial"] = best + 1
+            write_text_atomically(results_path, json.dumps(results, indent=2))
+    except (stop_signals.Stopped, Exception):
+        # Stopped, or what it became on its way out through TensorFlow.
+        if not stop.received:
+            raise
+        _say(f"stopped by {stop.received} while writing the predictions and the export; every trial is saved, and "
+             f"{os.path.join(options.output_dir, 'export')} holds whole exports only. Re-run the same command to "
+             "finish.")
+        return None
+    _print_summary(results, trials, names, fine.epochs, results_path)
+    if stop.received:  # it came as the last file was written: nothing was lost
+        _say(f"(stopped by {stop.received} as the run finished; everything above is written)")
     return results
 
 
-def _print_summary(results, trials, names):
+def _print_summary(results, trials, names, epochs, results_path):
+    """The selected dev result and where everything went."""
+    headline = results["selected_by"]
     if len(trials) == 1:
         shown = "  ".join(f"{n} {results[n]:.4f}" for n in names)
-        print(f"dev (best epoch, {results['epoch']}): {shown}", flush=True)
+        _say(f"selected epoch {results['epoch']} of {epochs} by dev {headline}: dev {shown}")
     else:
         for n in names:
             values = " ".join(f"{t[n]:.4f}" for t in trials)
-            print(f"dev {n}: median {results[n]:.4f} over {len(trials)} trials ({values})", flush=True)
+            _say(f"dev {n}: median {results[n]:.4f} over {len(trials)} trials ({values})")
+        chosen = trials[results["predictions_from_trial"] - 1]
+        _say(f"selected trial {results['predictions_from_trial']} (seed {chosen['seed']}), epoch {chosen['epoch']} "
+             f"of {epochs}, by dev {headline} {chosen[headline]:.4f}: its weights made the predictions and the export")
     for split, scores in results.get("test", {}).items():
-        print(f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()), flush=True)
+        _say(f"{split}: " + "  ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    _say(f"results: {results_path}")
+    if results.get("predictions"):
+        _say(f"predictions: {', '.join(results['predictions'])}")
+    if results.get("export"):
+        _say(f"export: {results['export']}")

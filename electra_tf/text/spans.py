@@ -9,8 +9,6 @@ inside I tags does not split a span (the span takes the last tag's type).
 
 import re
 
-import tensorflow as tf
-
 _CHUNK_TAG = re.compile(r"^[BIES]-.+$")
 
 
@@ -124,6 +122,8 @@ def iob2_tensor(tag_ids, kept, tags):
     >>> out.numpy().tolist()
     [[b'B-NP', b'I-NP', b'B-VP', b'O'], [b'B-NP', b'B-VP', b'', b'']]
     """
+    import tensorflow as tf  # here, not at the top: reading tagging files (run_finetuning's flags) needs no TF
+
     tag_ids = tf.convert_to_tensor(tag_ids)
     is_outside = tf.gather(tf.constant([t == "O" for t in tags]), tag_ids) | ~kept
     after_outside = tf.concat([tf.ones_like(is_outside[:, :1]), is_outside[:, :-1]], axis=1)

@@ -52,22 +52,24 @@ def _remove(path):
         os.remove(path)
 
 
-def _is_temporary(sub, name):
+def _is_temporary(sub, name, checkpoint_dirs):
     if _STAGING.match(name):
         return True
-    if sub == "checkpoints":
+    if sub in checkpoint_dirs:
         return name.endswith("_temp") or name.startswith(LIST_FILE + ".tmp")
     return sub == "" and name.startswith(".worker-")
 
 
-def sweep_temporaries(model_dir):
+def sweep_temporaries(model_dir, subdirs=("", "checkpoints", "export", "train"), checkpoint_dirs=("checkpoints",)):
     """Removes what interrupted writes left in `model_dir`; returns one description per item.
 
     A directory replacement interrupted between its two renames (see
     `utils.atomic.atomic_directory`) is undone: the previous directory is put back.
 
     Args:
-        model_dir: a run's model_dir.
+        model_dir: a run's model_dir (or fine-tuning's output_dir).
+        subdirs: the directories of `model_dir` to look in ("" is itself).
+        checkpoint_dirs: those of `subdirs` that hold TensorFlow checkpoints.
 
     Returns:
         Strings like `"checkpoints/ckpt-20_temp (12.3 MB)"`, for the report.
@@ -81,12 +83,12 @@ def sweep_temporaries(model_dir):
     ['checkpoints/ckpt-20_temp (0.0 MB)']
     """
     found = []
-    for sub in ("", "checkpoints", "export", "train"):
+    for sub in subdirs:
         directory = os.path.join(model_dir, sub)
         if not os.path.isdir(directory):
             continue
         for name in sorted(os.listdir(directory)):
-            if not _is_temporary(sub, name):
+            if not _is_temporary(sub, name, checkpoint_dirs):
                 continue
             path = os.path.join(directory, name)
             staging = _STAGING.match(name)

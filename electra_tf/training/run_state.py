@@ -181,6 +181,24 @@ def start_or_check(model_dir, config, vocab_file, lowercase, data_order=None, tr
     return new
 
 
+def training_checkpoint(model):
+    """A `tf.train.Checkpoint` of all that training changes in a compiled Keras `model`: what a resume restores.
+
+    The weights, the optimizer (its step and slots) and the dropout layers'
+    seed generators, which the model's checkpoint leaves out. Pre-training
+    keys its masks by step and needs no state, but a layer used without keys
+    (fine-tuning) draws from its generator, so they are saved and restored
+    with the rest, and checkpoints holding them keep restoring.
+
+    Args:
+        model: a compiled Keras model.
+    """
+    weights = {id(w) for w in model.weights}
+    seeds = tf.Module()
+    seeds.states = [v for v in model.variables if id(v) not in weights]
+    return tf.train.Checkpoint(model=model, optimizer=model.optimizer, dropout_seeds=seeds)
+
+
 def restore_pretrainer(state, checkpoint=None):
     """An ElectraPretrainer with the weights of `checkpoint` (default: the latest)."""
     from electra_tf.pretraining.pretrainer import ElectraPretrainer

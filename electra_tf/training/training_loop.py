@@ -104,13 +104,7 @@ class PretrainingLoop:
             self.model = ElectraPretrainer(self.config, self.total_steps, options.rematerialize)
             self.model.compile(optimizer=create_optimizer(settings.optimizer))
         self.optimizer = self.model.optimizer
-        # The dropout layers' seed generators (the model's checkpoint leaves them out). Pre-training keys
-        # its masks by step and needs no state, but a layer used without keys draws from its generator,
-        # so they are saved and restored with the rest, and checkpoints holding them keep restoring.
-        weights = {id(w) for w in self.model.weights}
-        seeds = tf.Module()
-        seeds.states = [v for v in self.model.variables if id(v) not in weights]
-        checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, dropout_seeds=seeds)
+        checkpoint = run_state.training_checkpoint(self.model)
         self.restored_from = self._restore(checkpoint, candidates)
         self._check_workers_agree()
         self.manager = tf.train.CheckpointManager(

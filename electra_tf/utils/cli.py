@@ -10,8 +10,10 @@ itself never changes it):
   by default only on CPUs with AVX-512 VNNI/BF16 or AMX; on AVX2 machines
   (AMD Zen 3) the Eigen fallback ran the demo 2.5x slower (bench/RESULTS.md).
 - TensorFlow's C++ start-up messages (CUDA probing, oneDNN notices, absl's
-  pre-initialisation warning) silenced, unless `--verbosity` was given
-  (`--verbosity=0` shows them, and Python INFO logs).
+  pre-initialisation warning) and its Python warnings about its own
+  workings (such as a function traced again for a smaller last batch)
+  silenced, unless `--verbosity` was given (`--verbosity=0` shows them, and
+  Python INFO logs).
 
 Then it runs `main`, and a `UserError` becomes one line, `error: <message>`,
 on stderr and the error's exit status.
@@ -22,6 +24,7 @@ to define them.
 """
 
 import contextlib
+import logging as std_logging
 import os
 import sys
 
@@ -114,6 +117,7 @@ def set_environment():
     if not verbose():
         logging.set_verbosity(logging.WARNING)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
 
 
 def start_tensorflow():

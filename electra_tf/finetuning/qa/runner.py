@@ -19,7 +19,6 @@ import json
 import os
 
 import keras
-import tensorflow as tf
 
 from electra_tf.finetuning.qa import squad_metrics
 from electra_tf.finetuning.qa.answerer import ElectraQuestionAnswerer
@@ -37,11 +36,9 @@ class QAFeatures:
         self.splits = {split.name: answerer_windows(split.examples, split is data.train)
                        for split in [data.train, *data.dev, *data.test]}
 
-    def train_dataset(self, batch_size, seed):
-        x, y = ElectraQuestionAnswerer.training_arrays(self.splits[self.data.train.name])
-        dataset = tf.data.Dataset.from_tensor_slices((x, y))
-        dataset = dataset.shuffle(len(y["start_positions"]), seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    def train_arrays(self):
+        """The training windows' (features, answer labels)."""
+        return ElectraQuestionAnswerer.training_arrays(self.splits[self.data.train.name])
 
 
 class QARun(FinetuningRun):
@@ -110,16 +107,15 @@ class QARun(FinetuningRun):
                                                          for e, a in zip(split.examples, answers)}, indent=2))
         if not prefix:
             n_best = {e.qid: [{"text": t, "score": s} for t, s in a["n_best"]] for e, a in zip(split.examples, answers)}
-            write_text_atomically(os.path.join(directory, "nbest_predictions.json"),
-                                  json.dumps(n_best, indent=2, ensure_ascii=False))
+            paths.append(os.path.join(directory, "nbest_predictions.json"))
+            write_text_atomically(paths[-1], json.dumps(n_best, indent=2, ensure_ascii=False))
         return paths
 
     def write_outputs(self, model, record):
-        results = {}
+        results = {"predictions": []}
         for split, prefix in [(self.data.dev[0], ""), *[(s, "test_") for s in self.data.test]]:
             answers = self._answers(model, split)
-            for path in self._write(split, answers, prefix):
-                print(f"{split.name} predictions: {path}", flush=True)
+            results["predictions"] += self._write(split, answers, prefix)
             if prefix and any(e.answers for e in split.examples):
                 results.setdefault("test", {})[split.name] = self._score(split, answers)
         if self.options.export:

@@ -9,7 +9,6 @@ Besides what every run writes (electra_tf.finetuning.runner):
 import os
 
 import keras
-import tensorflow as tf
 
 from electra_tf.finetuning.runner import FinetuningRun
 from electra_tf.finetuning.tagging import metrics as metrics_lib
@@ -34,11 +33,10 @@ class TaggingFeatures:
                                              preprocessor.sequence_length, preprocessor.cls_id, preprocessor.sep_id,
                                              tag_ids)
 
-    def train_dataset(self, batch_size, seed):
+    def train_arrays(self):
+        """The training split's (features, tag ids, weights), one row per sentence."""
         encoded = self.splits[self.data.train.name]
-        dataset = tf.data.Dataset.from_tensor_slices((encoded.features, encoded.labels, encoded.weights))
-        dataset = dataset.shuffle(len(encoded.labels), seed=seed, reshuffle_each_iteration=True)
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return encoded.features, encoded.labels, encoded.weights
 
 
 class TaggingRun(FinetuningRun):
@@ -87,7 +85,7 @@ class TaggingRun(FinetuningRun):
         return spans_lib.tags_of_spans(spans_lib.span_labels(tags), len(tags), "BIO") if self.data.bioes else tags
 
     def write_outputs(self, model, record):
-        results = {}
+        results = {"predictions": []}
         for split in self.data.test:
             scores, predicted = (self._score(model, split) if split.labelled
                                  else (None, self.predicted_tags(model, split)))
@@ -101,7 +99,7 @@ class TaggingRun(FinetuningRun):
                         gold = f" {sentence.tags[k]}" if split.labelled else ""
                         f.write(f"{word}{gold} {shown[k] or '-'}\n")
                     f.write("\n")
-            print(f"{split.name} predictions: {path}", flush=True)
+            results["predictions"].append(path)
             if scores:
                 results.setdefault("test", {})[split.name] = scores
         if self.options.export:
