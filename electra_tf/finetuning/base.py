@@ -46,10 +46,16 @@ class FinetuningModel(keras.Model):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        self.embeddings = ElectraEmbeddings(config, dtype=self.dtype_policy)
-        self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, dtype=self.dtype_policy)
+        # The encoder owns the embeddings: tracked there only, so summary() lists and counts them once.
+        self.encoder = ElectraEncoder(config, "discriminator", ElectraEmbeddings(config, dtype=self.dtype_policy),
+                                      dtype=self.dtype_policy)
         self._auto_optimizer = None
         self.preprocessor = None
+
+    @property
+    def embeddings(self):
+        """The encoder's `ElectraEmbeddings`."""
+        return self.encoder.embeddings
 
     def encode(self, inputs, training=None):
         """The final hidden states [batch, sequence, hidden] of the features dict `inputs`."""
