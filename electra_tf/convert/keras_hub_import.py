@@ -78,7 +78,8 @@ def read_backbone(directory):
     import keras_hub
 
     try:
-        backbone = keras_hub.models.Backbone.from_preset(directory)
+        # An absolute path: keras-hub would download a built-in preset of the same name as a relative one.
+        backbone = keras_hub.models.Backbone.from_preset(os.path.abspath(directory))
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise UserError(f"cannot load the keras-hub preset {directory} ({str(e).splitlines()[0]})") from None
     projection = getattr(backbone, "embeddings_projection", None)
