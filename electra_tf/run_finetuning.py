@@ -21,6 +21,7 @@ import os
 
 from absl import app, flags
 
+from electra_tf.convert import sources
 from electra_tf.finetuning import config as finetuning_config
 from electra_tf.finetuning import tasks
 from electra_tf.finetuning.qa import config as qa_config
@@ -65,8 +66,9 @@ def define_flags():
     flags.DEFINE_string("label_column", "label", "custom: the column of the label (class name or number).")
     flags.DEFINE_boolean("regression", False, "custom: the labels are numbers to predict (squared error), not classes.")
     flags.DEFINE_string("init_checkpoint", None, "The pre-trained model: a model_dir of run_pretraining or "
-                                                 "convert_checkpoint, a checkpoint in one, or its "
-                                                 "export/discriminator. "
+                                                 "convert_checkpoint, a checkpoint in one, its export/discriminator, "
+                                                 "a Hugging Face ELECTRA or BERT directory, or a keras-hub preset "
+                                                 "(a local directory: nothing is downloaded). "
                                                  "Without it the model is randomly initialised (see --model_size).")
     flags.DEFINE_boolean("random_init", False, "Build the model --init_checkpoint describes (sizes, vocabulary) but "
                                                "keep its random initialisation: the baseline to compare with.")
@@ -178,6 +180,8 @@ def settings_from_flags():
         raise UserError(f"--num_train_epochs must be a whole number (the dev split is evaluated after each epoch), "
                         f"got {config.num_train_epochs}")
     finetuning_config.check_output_dir(FLAGS.output_dir, FLAGS.overwrite)
+    if FLAGS.init_checkpoint:
+        sources.locate(FLAGS.init_checkpoint)  # a missing or unreadable path is reported before the data is read
     data = _read_task()
     if config.max_train_examples:
         data = tasks.subsample(data, config.max_train_examples)
@@ -199,6 +203,9 @@ def main(argv):
         print(line, flush=True)
     cli.start_tensorflow()
     from electra_tf.finetuning import runner
+
+    if options.init_checkpoint:
+        options = dataclasses.replace(options, pretrained=sources.resolve(options.init_checkpoint, options.lowercase))
 
     run_class = runner.FinetuningRun
     if FLAGS.task in conll.TAGGING_TASKS:

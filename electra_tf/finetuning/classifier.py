@@ -71,7 +71,9 @@ class ElectraClassifier(FinetuningModel):
     True
 
     A pre-trained discriminator comes in with `from_pretrained`: pass
-    `run_pretraining`'s model_dir (e.g. `ElectraClassifier.from_pretrained("demo_out/model", num_classes=2)`).
+    `run_pretraining`'s model_dir (e.g. `ElectraClassifier.from_pretrained("demo_out/model")`), a Hugging
+    Face ELECTRA or BERT directory, or a keras-hub preset. `save_to_preset` / `from_preset` keep a
+    fine-tuned classifier (weights, tokenizer, label names) in keras-hub's preset layout.
     """
 
     def __init__(self, config, num_classes=None, regression=False, preprocessor=None, dropout=None, labels=None,
@@ -329,14 +331,17 @@ class ElectraClassifier(FinetuningModel):
     # ---- construction ----
 
     @classmethod
-    def from_pretrained(cls, path, num_classes=2, regression=False, sequence_length=128, hidden_dropout_prob=0.1,
-                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, **kwargs):
+    def from_pretrained(cls, path, num_classes=None, regression=False, sequence_length=128, hidden_dropout_prob=0.1,
+                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, labels=None, **kwargs):
         """A classifier around the discriminator at `path`, with a preprocessor for its vocabulary.
 
         Args:
-            path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, or an
-                exported discriminator (`<model_dir>/export/discriminator`).
-            num_classes: number of labels.
+            path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, an
+                exported discriminator (`<model_dir>/export/discriminator`), a Hugging Face ELECTRA
+                discriminator or BERT directory, a keras-hub ElectraBackbone or BertBackbone preset, or a
+                fine-tuned model's preset (its encoder); see `electra_tf.convert.sources`. A local path:
+                nothing is downloaded.
+            num_classes: number of labels (default: as many as `labels`, else 2).
             regression: one output trained with squared error.
             sequence_length: tokens per example (at most the model's max_position_embeddings).
             hidden_dropout_prob: dropout in the encoder and on the [CLS] vector (the recipe's 0.1,
@@ -346,6 +351,7 @@ class ElectraClassifier(FinetuningModel):
                 (default: yes); elsewhere it is read from the model_dir and must not disagree.
             load_weights: False keeps the random initialisation: the same model untrained, the baseline
                 a pre-trained model is compared with.
+            labels: the label names in class-id order (default: learnt at the first fit).
             **kwargs: passed to the constructor (e.g. `name`).
 
         Example:
@@ -360,7 +366,8 @@ class ElectraClassifier(FinetuningModel):
         (1, 3)
         """
         return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
-                                     lowercase, load_weights, num_classes=num_classes, regression=regression, **kwargs)
+                                     lowercase, load_weights, num_classes=num_classes, regression=regression,
+                                     labels=labels, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "regression": self.regression,
