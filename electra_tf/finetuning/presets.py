@@ -126,11 +126,11 @@ def load_preset(cls, directory):
     """
     if not os.path.isdir(directory):
         raise UserError(f"{directory} does not exist; give a directory written by save_to_preset")
-    config = _read_json(directory, preset_utils.CONFIG_FILE)
     if not is_preset(directory):
         raise UserError(f"{directory} is not a preset of an electra-tf fine-tuned model; for a pre-trained model "
                         f"(a keras-hub backbone, a Hugging Face directory, a run of run_pretraining) use "
                         f"{cls.__name__}.from_pretrained")
+    config = _read_json(directory, preset_utils.CONFIG_FILE)
     try:
         found = preset_utils.check_config_class(config)
     except ValueError:
