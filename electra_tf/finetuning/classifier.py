@@ -200,10 +200,10 @@ class ElectraClassifier(FinetuningModel):
             rows = inputs.num_rows(texts[0])
         else:
             return None, y, sample_weight  # a dataset: checked as it is read
-        if y is not None:
-            y = self._label_ids(y, rows, learn, "y" if what == "x" else f"{what}'s labels")
         if sample_weight is not None:
             sample_weight = inputs.values(sample_weight, "sample_weight", rows).astype(np.float32)
+        if y is not None:  # last: with `learn`, a valid y sets the label names
+            y = self._label_ids(y, rows, learn, "y" if what == "x" else f"{what}'s labels")
         if texts is not None and learn:
             self.pair = len(texts) == 2
         return texts, y, sample_weight
