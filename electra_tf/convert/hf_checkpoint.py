@@ -77,6 +77,12 @@ def _is_kernel(name):
     return name.endswith("/kernel")
 
 
+def _in_original_layout(name, value):
+    """A transformers tensor as the original stores `name`: float32, dense kernels [in, out]."""
+    value = np.asarray(value, dtype=np.float32)
+    return value.T if _is_kernel(name) and value.ndim == 2 else value
+
+
 def tower_shapes(tower, dims, with_head=True):
     """Original name -> shape of everything one HF model holds (its own embeddings included; its head unless not)."""
     scope = _SCOPES[tower]
@@ -185,8 +191,7 @@ def read_tower(directory, tower, flag):
         if key in _BUFFERS:
             continue
         name = by_key.get(key, key)
-        value = np.asarray(value, dtype=np.float32)
-        tensors[name] = value.T if _is_kernel(name) and value.ndim == 2 else value
+        tensors[name] = _in_original_layout(name, value)
     layout.check_tensors(tensors, expected, f"{source} (with {CONFIG})")
     if tied is not None and not np.array_equal(tied, tensors[f"{layout.GENERATOR_SCOPE}/embeddings/word_embeddings"]):
         raise UserError(f"{source}: {_TIED_OUTPUT} differs from the word embeddings; electra-tf (like the "
@@ -201,16 +206,6 @@ def _encoder_key(key, model_type):
         return None  # discriminator_predictions, pooler, cls, classifier, ...
     # Checkpoints converted from TF1 by older transformers name LayerNorm's parameters gamma and beta.
     return "electra." + rest.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
-
-
-def is_encoder_directory(directory):
-    """Whether `directory` holds a Hugging Face config.json of a model type `read_encoder` reads (no weights read)."""
-    try:
-        with open(os.path.join(directory, CONFIG), encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("model_type") in ENCODER_TYPES
 
 
 def read_encoder(directory):
@@ -264,8 +259,7 @@ def read_encoder(directory):
         if ours in _BUFFERS:
             continue
         name = by_key.get(ours, ours)
-        value = np.asarray(value, dtype=np.float32)
-        tensors[name] = value.T if _is_kernel(name) and value.ndim == 2 else value
+        tensors[name] = _in_original_layout(name, value)
     layout.check_tensors(tensors, expected, f"{directory} (with {CONFIG})")
     notes = [f"dropped {', '.join(sorted(dropped))}: fine-tuning reads the embeddings and encoder only"] \
         if dropped else []

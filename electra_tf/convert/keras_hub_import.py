@@ -18,21 +18,10 @@ from electra_tf.convert import pretrainer_weights
 from electra_tf.convert.original_layout import DISCRIMINATOR_SCOPE
 from electra_tf.utils.errors import UserError
 
-CONFIG = "config.json"
 WEIGHTS = "model.weights.h5"
 TOKENIZER = "tokenizer.json"
 VOCABULARY = os.path.join("assets", "tokenizer", "vocabulary.txt")
-BACKBONES = ("keras_hub>ElectraBackbone", "keras_hub>BertBackbone")
-
-
-def registered_name(directory):
-    """The `registered_name` of a preset's config.json, or None when it has none (no weights are read)."""
-    try:
-        with open(os.path.join(directory, CONFIG), encoding="utf-8") as f:
-            config = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return config.get("registered_name") if isinstance(config, dict) else None
+BACKBONES = ("ElectraBackbone", "BertBackbone")
 
 
 def _lowercase(directory):
@@ -48,7 +37,7 @@ def read_backbone(directory):
     """The embeddings and encoder of a keras-hub ELECTRA or BERT backbone preset.
 
     Args:
-        directory: a preset directory whose config.json is a keras_hub>ElectraBackbone or BertBackbone.
+        directory: a preset directory whose config.json is a keras-hub ElectraBackbone or BertBackbone.
 
     Returns:
         (ElectraConfig fields, {original name: float32 array}, vocab.txt path, lowercase or None when the
@@ -67,10 +56,6 @@ def read_backbone(directory):
     >>> fields["embedding_size"], tensors["electra/embeddings_project/kernel"].shape, lowercase
     (16, (16, 32), True)
     """
-    name = registered_name(directory)
-    if name not in BACKBONES:
-        raise UserError(f"{directory}/{CONFIG} describes a {name}; electra-tf reads keras-hub ElectraBackbone and "
-                        "BertBackbone presets")
     for needed in (WEIGHTS, VOCABULARY):
         if not os.path.exists(os.path.join(directory, needed)):
             raise UserError(f"{directory} lacks {needed}; a keras-hub preset holds the backbone's weights and its "
@@ -82,6 +67,10 @@ def read_backbone(directory):
         backbone = keras_hub.models.Backbone.from_preset(os.path.abspath(directory))
     except (ValueError, OSError, KeyError, TypeError) as e:
         raise UserError(f"cannot load the keras-hub preset {directory} ({str(e).splitlines()[0]})") from None
+    name = type(backbone).__name__
+    if name not in BACKBONES:
+        raise UserError(f"{directory} holds a keras-hub {name}; electra-tf reads ElectraBackbone and BertBackbone "
+                        "presets")
     projection = getattr(backbone, "embeddings_projection", None)
     pairs = [*pretrainer_weights.embedding_variables((backbone.token_embedding, backbone.position_embedding,
                                                       backbone.segment_embedding, backbone.embeddings_layer_norm)),
@@ -93,6 +82,6 @@ def read_backbone(directory):
               "num_layers": backbone.num_layers, "num_heads": backbone.num_heads,
               "intermediate_size": backbone.intermediate_dim, "max_position_embeddings": backbone.max_sequence_length,
               "type_vocab_size": backbone.num_segments, "layer_norm_epsilon": first.layer_norm_epsilon}
-    notes = [f"read the keras-hub {name.split('>')[1]} {directory}: pooled_dense dropped (ELECTRA has no pooler); "
+    notes = [f"read the keras-hub {name} {directory}: pooled_dense dropped (ELECTRA has no pooler); "
              "its blocks' tanh-approximated GELU is the exact GELU here"]
     return fields, tensors, os.path.join(directory, VOCABULARY), _lowercase(directory), notes

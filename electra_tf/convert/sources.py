@@ -86,6 +86,16 @@ def locate(path):
     _missing(path)
 
 
+def _config_json(directory):
+    """The JSON object in `directory`/config.json ({} when there is none, or it is not an object)."""
+    try:
+        with open(os.path.join(directory, hf_checkpoint.CONFIG), encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def _directory_kind(path):
     if os.path.exists(os.path.join(path, RUN_CONFIG)):
         return "model_dir"
@@ -94,15 +104,16 @@ def _directory_kind(path):
             raise UserError(f"{path} is a SavedModel without {EXPORT_CONFIG}; give an export of electra-tf's "
                             "pre-training (<model_dir>/export/discriminator) or its model_dir")
         return "export"
-    name = keras_hub_import.registered_name(path)
-    if name in keras_hub_import.BACKBONES:
+    config = _config_json(path)
+    name = config.get("registered_name") or ""
+    if name in [f"keras_hub>{backbone}" for backbone in keras_hub_import.BACKBONES]:
         return "keras_hub"
-    if name and name.startswith("electra_tf>"):
+    if name.startswith("electra_tf>"):
         return "finetuned"
     if name:
         raise UserError(f"{path} is a preset of {name}; electra-tf reads keras-hub ElectraBackbone and BertBackbone "
                         "presets")
-    if hf_checkpoint.is_encoder_directory(path):
+    if config.get("model_type") in hf_checkpoint.ENCODER_TYPES:
         return "hugging_face"
     if os.path.exists(os.path.join(path, hf_checkpoint.CONFIG)):
         hf_checkpoint.read_encoder(path)  # raises what is wrong with this config.json
