@@ -51,12 +51,11 @@ def save_preset(model, directory):
     Example:
 
     >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
-    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "gem"]))
-    >>> config = ElectraConfig.for_size("tiny", max_seq_length=16, **special_token_ids(vocab))
-    >>> classifier = ElectraClassifier(config, labels=["no", "yes"],
-    ...                                preprocessor=ElectraPreprocessor(vocab, sequence_length=16))
+    >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "fine"]))
+    >>> scorer = ElectraClassifier(ElectraConfig.for_size("tiny", **special_token_ids(vocab)), regression=True,
+    ...                            preprocessor=ElectraPreprocessor(vocab, sequence_length=8))
     >>> directory = os.path.join(tempfile.mkdtemp(), "preset")
-    >>> save_preset(classifier, directory)
+    >>> save_preset(scorer, directory)
     >>> sorted(os.listdir(directory))
     ['assets', 'config.json', 'metadata.json', 'model.weights.h5', 'tokenizer.json']
     """
