@@ -17,7 +17,6 @@ import os
 from absl import app, flags
 
 from electra_tf.utils import cli
-from electra_tf.utils.errors import UserError
 
 FLAGS = flags.FLAGS
 
@@ -31,18 +30,20 @@ def define_flags():
 
 def main(argv):
     del argv
+    from electra_tf.convert import sources
+
     cli.required_flags("model_dir")
+    for path in (FLAGS.model_dir, FLAGS.checkpoint):
+        if path:
+            sources.locate(path)
     cli.start_tensorflow()  # before the imports below load TensorFlow, so that it starts quietly
     from electra_tf.serving.savedmodel import export_pretrainer
-    from electra_tf.training import run_state
 
-    try:
-        state = run_state.load(FLAGS.model_dir)
-        pretrainer = run_state.restore_pretrainer(state, FLAGS.checkpoint)
-    except (FileNotFoundError, ValueError) as e:
-        raise UserError(str(e)) from None
-    path = export_pretrainer(pretrainer, state.vocab_file, FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export"),
-                             state.lowercase, FLAGS.export_generator)
+    # The checkpoint's own model_dir records its model.
+    source = sources.resolve(FLAGS.checkpoint or FLAGS.model_dir, kinds=sources.RUN_KINDS)
+    path = export_pretrainer(source.restore_pretrainer(), source.vocab_file,
+                             FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export"), source.lowercase,
+                             FLAGS.export_generator)
     print(f"exported the {os.path.basename(path)} to {path}")
 
 

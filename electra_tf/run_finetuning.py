@@ -35,6 +35,7 @@ import sys  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
+from electra_tf.convert import sources  # noqa: E402
 from electra_tf.finetuning import config as finetuning_config  # noqa: E402
 from electra_tf.finetuning import tasks  # noqa: E402
 from electra_tf.finetuning.qa import config as qa_config  # noqa: E402
@@ -100,8 +101,9 @@ def _define_data_flags():
 
 def _define_model_flags():
     flags.DEFINE_string("init_checkpoint", None, "The pre-trained model: a model_dir of run_pretraining or "
-                                                 "convert_checkpoint, a checkpoint in one, or its "
-                                                 "export/discriminator. "
+                                                 "convert_checkpoint, a checkpoint in one, its export/discriminator, "
+                                                 "a Hugging Face ELECTRA or BERT directory, or a keras-hub preset "
+                                                 "(a local directory: nothing is downloaded). "
                                                  "Without it the model is randomly initialised (see --model_size).")
     flags.DEFINE_boolean("random_init", False, "Build the model --init_checkpoint describes (sizes, vocabulary) but "
                                                "keep its random initialisation: the baseline to compare with.")
@@ -218,6 +220,8 @@ def settings_from_flags():
         raise UserError(f"--num_train_epochs must be a whole number (the dev split is evaluated after each epoch), "
                         f"got {config.num_train_epochs}")
     finetuning_config.check_output_dir(FLAGS.output_dir, FLAGS.overwrite)
+    if FLAGS.init_checkpoint:
+        sources.locate(FLAGS.init_checkpoint)  # a missing or unreadable path is reported before the data is read
     data = _read_task()
     if config.max_train_examples:
         data = tasks.subsample(data, config.max_train_examples)
@@ -240,6 +244,9 @@ def main(argv):
         print(line, flush=True)
     cli.start_tensorflow()
     from electra_tf.finetuning import runner
+
+    if options.init_checkpoint:
+        options = dataclasses.replace(options, pretrained=sources.resolve(options.init_checkpoint, options.lowercase))
 
     run_class = runner.FinetuningRun
     if FLAGS.task in conll.TAGGING_TASKS:

@@ -145,7 +145,7 @@ def test_from_pretrained_takes_the_discriminator_weights(finetuning_model_dir):
         assert classifier.config.hidden_dropout_prob == 0.1 and classifier.config.max_seq_length == 16
     random = _tiny_classifier(finetuning_model_dir, num_classes=2, load_weights=False)
     assert not np.array_equal(random.encoder.blocks[0].weights[0].numpy(), classifier.encoder.blocks[0].weights[0])
-    with pytest.raises(UserError, match="is not a pre-trained model"):
+    with pytest.raises(UserError, match="is inside a model_dir; give the model_dir itself"):
         ElectraClassifier.from_pretrained(f"{finetuning_model_dir}/checkpoints")
     with pytest.raises(UserError, match="max_seq_length 512 exceeds the 128 positions"):
         ElectraClassifier.from_pretrained(finetuning_model_dir, sequence_length=512)

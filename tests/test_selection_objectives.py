@@ -353,8 +353,8 @@ def test_trains_through_the_command_line_alike_on_one_device_and_two_replicas(na
     assert set(outputs) == {"sequence_output", "pooled_output"}
 
     # Hugging Face: the main encoder as an ElectraModel (the heads dropped, said so), the generator as ever.
+    from electra_tf.convert.sources import resolve
     from electra_tf.convert_checkpoint import Options, run
-    from electra_tf.finetuning.pretrained import find
 
     lines = run(Options(model_dir=str(one), to_hf=str(tmp_path / "hf")))
     assert any(line.startswith("dropped ") for line in lines) and "(ElectraModel)" in lines[0], lines
@@ -365,7 +365,7 @@ def test_trains_through_the_command_line_alike_on_one_device_and_two_replicas(na
     generator = ElectraForMaskedLM.from_pretrained(str(tmp_path / "hf" / "generator")).eval()
     import torch
 
-    pretrained = find(str(one))
+    pretrained = resolve(str(one))
     from electra_tf.training import run_state
 
     pretrainer = run_state.restore_pretrainer(run_state.load(str(one)))
@@ -379,7 +379,7 @@ def test_trains_through_the_command_line_alike_on_one_device_and_two_replicas(na
                                        "segment_ids": tf.zeros_like(ids), "masked_lm_positions": positions})
     np.testing.assert_allclose(their_logits, our_logits, atol=1e-3)
     # Fine-tuning reads the same encoder, from the model_dir and from the export.
-    for source in (pretrained, find(str(one / "export" / "encoder"))):
+    for source in (pretrained, resolve(str(one / "export" / "encoder"))):
         from electra_tf.modeling.embeddings import ElectraEmbeddings
         from electra_tf.modeling.encoder import ElectraEncoder
 

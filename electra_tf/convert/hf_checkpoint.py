@@ -1,11 +1,15 @@
-"""Hugging Face ELECTRA directories (config.json + model.safetensors) to and from the original's layout.
+"""Hugging Face ELECTRA and BERT directories (config.json + weights) to and from the original's layout.
 
-Reading needs only the `safetensors` package's NumPy API, not torch or
-transformers. Key names follow transformers' `modeling_electra.py`:
+Reading needs only the `safetensors` package's NumPy API (or, for a
+`pytorch_model.bin`, `torch_bin`), not torch or transformers. Key names follow transformers' `modeling_electra.py`:
 `ElectraForPreTraining` (discriminator) and `ElectraForMaskedLM`
 (generator) each hold a full `electra.*` tower with its own copy of the
 embeddings; the generator's output layer is tied to its word embeddings
-and saved without its weight (`generator_lm_head.bias` only).
+and saved without its weight (`generator_lm_head.bias` only). A BERT
+(`modeling_bert.py`) has the same embeddings and encoder under `bert.*`,
+its embeddings as wide as its hidden states; `ElectraModel` and `BertModel`
+save theirs without the prefix. `read_encoder` reads the embeddings and
+encoder of either, for fine-tuning.
 """
 
 import json
@@ -16,11 +20,14 @@ import shutil
 import numpy as np
 
 from electra_tf.convert import original_layout as layout
+from electra_tf.convert import torch_bin
 from electra_tf.text.vocab import SPECIAL_TOKENS
 from electra_tf.utils.errors import UserError
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
+SHARDED_WEIGHTS = "model.safetensors.index.json"
+PYTORCH_WEIGHTS = "pytorch_model.bin"
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
 # A discriminator whose head is not ELECTRA's (teams, mc_bert) is written without it.
 HEADLESS = "ElectraModel"
@@ -34,6 +41,13 @@ _DEFAULTS = {"vocab_size": 30522, "embedding_size": 128, "hidden_size": 256, "nu
              "num_attention_heads": 4, "intermediate_size": 1024, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
              "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
              "initializer_range": 0.02, "layer_norm_eps": 1e-12, "position_embedding_type": "absolute"}
+# transformers' BertConfig defaults; a BERT's embeddings are as wide as its hidden states.
+_BERT_DEFAULTS = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+                  "intermediate_size": 3072, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+                  "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
+                  "initializer_range": 0.02, "layer_norm_eps": 1e-12, "position_embedding_type": "absolute"}
+# The model types whose encoder fine-tuning reads: any of their architectures but ELECTRA's generator.
+ENCODER_TYPES = ("electra", "bert")
 # transformers config key -> ElectraConfig field.
 _FIELDS = {"vocab_size": "vocab_size", "embedding_size": "embedding_size", "hidden_size": "hidden_size",
            "num_hidden_layers": "num_layers", "num_attention_heads": "num_heads",
@@ -64,6 +78,12 @@ def _is_kernel(name):
     return name.endswith("/kernel")
 
 
+def _in_original_layout(name, value):
+    """A transformers tensor as the original stores `name`: float32, dense kernels [in, out]."""
+    value = np.asarray(value, dtype=np.float32)
+    return value.T if _is_kernel(name) and value.ndim == 2 else value
+
+
 def tower_shapes(tower, dims, with_head=True):
     """Original name -> shape of everything one HF model holds (its own embeddings included; its head unless not)."""
     scope = _SCOPES[tower]
@@ -75,13 +95,7 @@ def tower_shapes(tower, dims, with_head=True):
 # ---------------------------------------------------------------- reading
 
 
-def _read_config(directory, tower, flag):
-    path = os.path.join(directory, CONFIG)
-    if not os.path.isdir(directory):
-        raise UserError(f"--{flag} {directory} is not a directory; give a Hugging Face model directory "
-                        f"(config.json + model.safetensors)")
-    if not os.path.exists(path):
-        raise UserError(f"{path} not found; --{flag} must be a Hugging Face model directory with config.json")
+def _load_config(path):
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
@@ -89,6 +103,26 @@ def _read_config(directory, tower, flag):
         raise UserError(f"cannot read {path} ({e}); give a Hugging Face config.json") from None
     if not isinstance(config, dict):
         raise UserError(f"{path} is not a JSON object; give a Hugging Face config.json")
+    return config
+
+
+def _check_supported(config, path):
+    if config["hidden_act"] != "gelu":
+        raise UserError(f"{path} uses hidden_act={config['hidden_act']!r}; electra-tf implements the original's "
+                        "exact GELU ('gelu') only")
+    if config["position_embedding_type"] != "absolute":
+        raise UserError(f"{path} uses position_embedding_type={config['position_embedding_type']!r}; "
+                        "electra-tf has absolute position embeddings only")
+
+
+def _read_config(directory, tower, flag):
+    path = os.path.join(directory, CONFIG)
+    if not os.path.isdir(directory):
+        raise UserError(f"--{flag} {directory} is not a directory; give a Hugging Face model directory "
+                        f"(config.json + model.safetensors)")
+    if not os.path.exists(path):
+        raise UserError(f"{path} not found; --{flag} must be a Hugging Face model directory with config.json")
+    config = _load_config(path)
     model_type = config.get("model_type")
     if model_type != "electra":
         raise UserError(f"{path} describes a {model_type!r} model, not ELECTRA; --{flag} needs an "
@@ -98,12 +132,7 @@ def _read_config(directory, tower, flag):
         raise UserError(f"{path} is a {'/'.join(architectures)}, not {ARCHITECTURES[tower]}; --{flag} needs the "
                         f"ELECTRA {tower} ({ARCHITECTURES[tower]})")
     config = {**_DEFAULTS, **config}
-    if config["hidden_act"] != "gelu":
-        raise UserError(f"{path} uses hidden_act={config['hidden_act']!r}; electra-tf implements the original's "
-                        "exact GELU ('gelu') only")
-    if config["position_embedding_type"] != "absolute":
-        raise UserError(f"{path} uses position_embedding_type={config['position_embedding_type']!r}; "
-                        "electra-tf has absolute position embeddings only")
+    _check_supported(config, path)
     return config
 
 
@@ -115,18 +144,31 @@ def _dims(config):
         intermediate_size=config["intermediate_size"])
 
 
-def _read_safetensors(directory, flag):
+def read_weights(directory, flag=None):
+    """{transformers key: array} of a directory's model.safetensors (or its shards), else its pytorch_model.bin."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     path = os.path.join(directory, WEIGHTS)
-    if not os.path.exists(path):
-        raise UserError(f"{path} not found; --{flag} needs the weights as model.safetensors (for a "
-                        "pytorch_model.bin, load it in transformers and save_pretrained it again)")
-    try:
-        return load_file(path)
-    except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"cannot read {path} ({str(e).splitlines()[0]}); is it a complete safetensors file?") from None
+    index = os.path.join(directory, SHARDED_WEIGHTS)
+    if os.path.exists(path):
+        files = [path]
+    elif os.path.exists(index):
+        weight_map = _load_config(index).get("weight_map") or {}
+        files = [os.path.join(directory, name) for name in sorted(set(weight_map.values()))]
+    elif os.path.exists(os.path.join(directory, PYTORCH_WEIGHTS)):
+        return torch_bin.load_state_dict(os.path.join(directory, PYTORCH_WEIGHTS))
+    else:
+        who = f"--{flag}" if flag else "a Hugging Face model directory"
+        raise UserError(f"{path} not found; {who} needs the weights as model.safetensors or pytorch_model.bin")
+    tensors = {}
+    for file in files:
+        try:
+            tensors.update(load_file(file))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise UserError(f"cannot read {file} ({str(e).splitlines()[0]}); is it a complete safetensors "
+                            "file?") from None
+    return tensors
 
 
 def read_tower(directory, tower, flag):
@@ -139,7 +181,7 @@ def read_tower(directory, tower, flag):
     config = _read_config(directory, tower, flag)
     expected = tower_shapes(tower, _dims(config))
     by_key = {hf_key(name): name for name in expected}
-    stored = _read_safetensors(directory, flag)
+    stored = read_weights(directory, flag)
     source = os.path.join(directory, WEIGHTS)
     tied = stored.pop(_TIED_OUTPUT, None) if tower == "generator" else None
     # Shared tensors are saved once; some conversions kept the output layer's name instead.
@@ -150,13 +192,79 @@ def read_tower(directory, tower, flag):
         if key in _BUFFERS:
             continue
         name = by_key.get(key, key)
-        value = np.asarray(value, dtype=np.float32)
-        tensors[name] = value.T if _is_kernel(name) and value.ndim == 2 else value
+        tensors[name] = _in_original_layout(name, value)
     layout.check_tensors(tensors, expected, f"{source} (with {CONFIG})")
     if tied is not None and not np.array_equal(tied, tensors[f"{layout.GENERATOR_SCOPE}/embeddings/word_embeddings"]):
         raise UserError(f"{source}: {_TIED_OUTPUT} differs from the word embeddings; electra-tf (like the "
                         "original) ties the generator's output layer to them and cannot hold both")
     return config, tensors
+
+
+def _encoder_key(key, model_type):
+    """The ELECTRA key (`electra.<rest>`) of an embedding or encoder weight; None for a head's."""
+    rest = key.removeprefix(f"{model_type}.")
+    if not rest.startswith(("embeddings", "encoder.")):
+        return None  # discriminator_predictions, pooler, cls, classifier, ...
+    # Checkpoints converted from TF1 by older transformers name LayerNorm's parameters gamma and beta.
+    return "electra." + rest.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+
+
+def read_encoder(directory):
+    """The embeddings and encoder of a Hugging Face ELECTRA discriminator or BERT directory.
+
+    Heads (ELECTRA's detector, BERT's pooler and pre-training heads, a task
+    head) are dropped, and said so in the notes.
+
+    Args:
+        directory: holds config.json (model_type electra or bert) and model.safetensors or pytorch_model.bin.
+
+    Returns:
+        (ElectraConfig fields, {original name: float32 array} of the discriminator's embeddings and
+        encoder, note lines).
+
+    Example:
+
+    >>> from transformers import BertConfig, BertModel
+    >>> directory = tempfile.mkdtemp()
+    >>> BertModel(BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    ...                      intermediate_size=64, max_position_embeddings=16)).save_pretrained(directory)
+    >>> fields, tensors, notes = read_encoder(directory)
+    >>> fields["embedding_size"], tensors["electra/encoder/layer_1/intermediate/dense/kernel"].shape, notes
+    (32, (32, 64), ['dropped pooler: fine-tuning reads the embeddings and encoder only'])
+    """
+    path = os.path.join(directory, CONFIG)
+    config = _load_config(path)
+    model_type = config.get("model_type")
+    if model_type not in ENCODER_TYPES:
+        raise UserError(f"{path} describes a {model_type!r} model; electra-tf fine-tunes ELECTRA discriminators "
+                        "and BERT encoders")
+    if config.get("architectures") == [ARCHITECTURES["generator"]]:
+        raise UserError(f"{path} is ELECTRA's generator ({ARCHITECTURES['generator']}); fine-tune the "
+                        f"discriminator of its pair ({ARCHITECTURES['discriminator']})")
+    if model_type == "bert":
+        config = {**_BERT_DEFAULTS, **config}
+        config["embedding_size"] = config["hidden_size"]
+    else:
+        config = {**_DEFAULTS, **config}
+    _check_supported(config, path)
+    dims = _dims(config)
+    expected = {**layout.embedding_shapes(layout.DISCRIMINATOR_SCOPE, dims),
+                **layout.encoder_shapes(layout.DISCRIMINATOR_SCOPE, dims)}
+    by_key = {hf_key(name): name for name in expected}
+    tensors, dropped = {}, set()
+    for key, value in read_weights(directory).items():
+        ours = _encoder_key(key, model_type)
+        if ours is None:
+            dropped.add(key.removeprefix(f"{model_type}.").split(".")[0])
+            continue
+        if ours in _BUFFERS:
+            continue
+        name = by_key.get(ours, ours)
+        tensors[name] = _in_original_layout(name, value)
+    layout.check_tensors(tensors, expected, f"{directory} (with {CONFIG})")
+    notes = [f"dropped {', '.join(sorted(dropped))}: fine-tuning reads the embeddings and encoder only"] \
+        if dropped else []
+    return {ours: config[key] for key, ours in _FIELDS.items()}, tensors, notes
 
 
 def architecture(discriminator_config, generator_config=None):

@@ -95,3 +95,13 @@ def extract(pairs):
             value = value.reshape(-1)
         tensors[name] = value
     return tensors
+
+
+def encoder_pairs(encoder):
+    """(original name, variable) of an `ElectraEncoder`: its embeddings' tables, projection and blocks.
+
+    Under the discriminator's names (`electra/...`), whichever tower it is:
+    the names a fine-tuning model's encoder is read and written by.
+    """
+    return [*embedding_tables(encoder.embeddings.tables()),
+            *encoder_variables(DISCRIMINATOR_SCOPE, encoder.projection, encoder.blocks)]

@@ -7,6 +7,10 @@ without an optimizer sets the original recipe (google-research/electra
 `model/optimization.py`), sized at each `fit` for its number of updates;
 the train step sums the gradients over replicas before the optimizer clips
 them, as the original clips the gradient of the whole batch.
+
+`from_pretrained` reads its model through `electra_tf.convert.sources`,
+the one resolver of model sources, which needs the converters (Hugging
+Face, keras-hub): the one place this layer calls up into electra_tf.convert.
 """
 
 import math
@@ -15,7 +19,7 @@ import keras
 import tensorflow as tf
 from keras.src.losses.loss import unscale_loss_for_distribution
 
-from electra_tf.finetuning import pretrained as pretrained_lib
+from electra_tf.finetuning import presets
 from electra_tf.finetuning.config import FinetuningConfig
 from electra_tf.finetuning.optimization import create_finetuning_optimizer
 from electra_tf.finetuning.preprocessing import ElectraPreprocessor
@@ -46,10 +50,16 @@ class FinetuningModel(keras.Model):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        self.embeddings = ElectraEmbeddings(config, dtype=self.dtype_policy)
-        self.encoder = ElectraEncoder(config, "discriminator", self.embeddings, dtype=self.dtype_policy)
+        # The encoder owns the embeddings: tracked there only, so summary() lists and counts them once.
+        self.encoder = ElectraEncoder(config, "discriminator", ElectraEmbeddings(config, dtype=self.dtype_policy),
+                                      dtype=self.dtype_policy)
         self._auto_optimizer = None
         self.preprocessor = None
+
+    @property
+    def embeddings(self):
+        """The encoder's `ElectraEmbeddings`."""
+        return self.encoder.embeddings
 
     def encode(self, inputs, training=None):
         """The final hidden states [batch, sequence, hidden] of the features dict `inputs`."""
@@ -119,8 +129,10 @@ class FinetuningModel(keras.Model):
     @classmethod
     def _build_pretrained(cls, path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob, lowercase,
                           load_weights, **kwargs):
-        """`cls(config, preprocessor=..., **kwargs)` around the discriminator at `path` (its weights if asked)."""
-        source = pretrained_lib.find(path, lowercase)
+        """`cls(config, preprocessor=..., **kwargs)` around the encoder at `path` (its weights if asked)."""
+        from electra_tf.convert import sources
+
+        source = sources.resolve(path, lowercase)
         config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,
                                           attention_probs_dropout_prob, path)
         preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, sequence_length)
@@ -128,6 +140,58 @@ class FinetuningModel(keras.Model):
         if load_weights:
             source.load_encoder(model.encoder)
         return model
+
+    def save_to_preset(self, preset_dir):
+        """Saves the model, its weights and its tokenizer in keras-hub's preset layout.
+
+        `preset_dir` gets config.json, model.weights.h5, tokenizer.json,
+        assets/tokenizer/vocabulary.txt and metadata.json
+        (electra_tf/finetuning/presets.py); `from_preset` loads it back with
+        the same predictions. It is written beside its destination and
+        renamed into place.
+
+        Args:
+            preset_dir: the directory to write: absent, empty, or a preset to replace.
+
+        Example:
+
+        >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+        >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "gem"]))
+        >>> config = ElectraConfig.for_size("tiny", max_seq_length=16, **special_token_ids(vocab))
+        >>> classifier = ElectraClassifier(config, labels=["no", "yes"],
+        ...                                preprocessor=ElectraPreprocessor(vocab, sequence_length=16))
+        >>> preset = os.path.join(tempfile.mkdtemp(), "my_classifier")
+        >>> classifier.save_to_preset(preset)
+        >>> restored = ElectraClassifier.from_preset(preset)
+        >>> same = restored.predict(["a gem"], verbose=0) == classifier.predict(["a gem"], verbose=0)
+        >>> restored.labels, bool(same.all())
+        (['no', 'yes'], True)
+        """
+        presets.save_preset(self, preset_dir)
+
+    @classmethod
+    def from_preset(cls, preset):
+        """The model `save_to_preset` wrote to the directory `preset`, with its weights, tokenizer and labels.
+
+        Nothing is downloaded: `preset` is a local directory. For a
+        pre-trained model (keras-hub backbone, Hugging Face directory, a
+        pre-training run) use `from_pretrained`.
+
+        Args:
+            preset: a directory written by `save_to_preset`.
+
+        Example:
+
+        >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+        >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat"]))
+        >>> config = ElectraConfig.for_size("tiny", max_seq_length=16, **special_token_ids(vocab))
+        >>> preprocessor = ElectraPreprocessor(vocab, sequence_length=16)
+        >>> preset = os.path.join(tempfile.mkdtemp(), "my_tagger")
+        >>> ElectraTagger(config, tags=["DT", "NN"], preprocessor=preprocessor).save_to_preset(preset)
+        >>> ElectraTagger.from_preset(preset).tags
+        ['DT', 'NN']
+        """
+        return presets.load_preset(cls, preset)
 
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict(),

@@ -30,7 +30,6 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.finetuning import metrics as metrics_lib
-from electra_tf.finetuning import pretrained as pretrained_lib
 from electra_tf.finetuning import resume
 from electra_tf.finetuning.base import with_finetuning_settings
 from electra_tf.finetuning.classifier import ElectraClassifier
@@ -84,7 +83,7 @@ def _check_architecture(options, config, path):
 def resolve_model(options, finetuning):
     """The ModelSource the flags describe; every disagreement is a UserError, before anything is written."""
     if options.init_checkpoint:
-        pretrained = pretrained_lib.find(options.init_checkpoint, options.lowercase)
+        pretrained = options.pretrained  # electra_tf.convert.sources.resolve(options.init_checkpoint)
         _check_architecture(options, pretrained.config, options.init_checkpoint)
         if options.vocab_file and file_sha256(options.vocab_file) != file_sha256(pretrained.vocab_file):
             raise UserError(f"--vocab_file {options.vocab_file} is not the vocabulary of {options.init_checkpoint} "
@@ -93,7 +92,7 @@ def resolve_model(options, finetuning):
                                           finetuning.attention_probs_dropout_prob, options.init_checkpoint)
         what = "randomly initialised like" if options.random_init else "pre-trained"
         return ModelSource(config, pretrained.vocab_file, pretrained.lowercase,
-                           None if options.random_init else pretrained, f"{what} {pretrained.path}")
+                           None if options.random_init else pretrained, f"{what} {pretrained.description}")
     vocab = special_token_ids(options.vocab_file)
     architecture = dict(options.architecture)
     if architecture.get("vocab_size", vocab["vocab_size"]) != vocab["vocab_size"]:

@@ -413,7 +413,7 @@ def _read_custom_split(name, path, columns, labels, regression, labelled, skip_e
     return split
 
 
-def _sorted_labels(values):
+def sorted_labels(values):
     """Label strings in a stable order: numerically when they are all integers ("2" before "10")."""
     values = set(values)
     try:
@@ -442,7 +442,7 @@ def read_custom(train_file, dev_file, test_file=None, columns=CustomColumns(), r
     ['fresh', 'rotten']
     """
     train = _read_custom_split("train", train_file, columns, None, regression, True, True)
-    labels = None if regression else _sorted_labels(e.label for e in train.examples)
+    labels = None if regression else sorted_labels(e.label for e in train.examples)
     if labels is not None and len(labels) < 2:
         raise UserError(f"{train_file} has a single label ({labels[0]!r}); classification needs two or more "
                         "(or pass --regression for numeric targets)")

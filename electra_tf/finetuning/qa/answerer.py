@@ -6,12 +6,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from electra_tf.finetuning import inputs
 from electra_tf.finetuning.base import FinetuningModel
 from electra_tf.finetuning.qa.config import QAConfig
 from electra_tf.finetuning.qa.features import make_windows
 from electra_tf.finetuning.qa.head import LinearQAHead, QAHead
 from electra_tf.finetuning.qa.postprocess import best_answers
 from electra_tf.finetuning.qa.squad import make_example
+from electra_tf.serving.qa_savedmodel import export_answerer
+from electra_tf.utils.errors import UserError
 
 
 def _cross_entropy(logits, positions):
@@ -37,7 +40,10 @@ class ElectraQuestionAnswerer(FinetuningModel):
     (each `{"text": ..., "answer_start": character offset}`, or None for
     "no answer"), and `predict` takes `(questions, contexts)` and returns,
     per question, `{"answer", "score", "null_score", "n_best"}`: the answer
-    is "" when `null_score` exceeds `qa.na_threshold`. `compile()` without
+    is "" when `null_score` exceeds `qa.na_threshold`. Questions, contexts
+    and answers are checked before any graph runs (one-line `UserError`s).
+    `export` writes the SavedModel run_finetuning writes; `save_to_preset` /
+    `from_preset` keep the model with its `qa` settings. `compile()` without
     arguments sets the original's recipe (see `FinetuningModel`).
 
     Args:
@@ -101,8 +107,8 @@ class ElectraQuestionAnswerer(FinetuningModel):
     def windows(self, examples, training):
         """The `Windows` of `QAExample`s with this model's preprocessor and settings."""
         if self.preprocessor is None:
-            raise ValueError("text needs a preprocessor; build the answerer with from_pretrained or pass "
-                             "preprocessor=ElectraPreprocessor(...)")
+            raise UserError("text needs a preprocessor; build the answerer with from_pretrained or pass "
+                            "preprocessor=ElectraPreprocessor(...)")
         return make_windows(examples, self.preprocessor, self.qa.max_query_length, self.qa.doc_stride, training)
 
     @staticmethod
@@ -113,16 +119,41 @@ class ElectraQuestionAnswerer(FinetuningModel):
              "is_impossible": windows.is_impossible}
         return x, y
 
+    @staticmethod
+    def _questions_and_contexts(x):
+        if inputs.is_features(x):
+            return None
+        texts = inputs.texts(x, "(questions, contexts)")
+        if len(texts) != 2:
+            raise UserError("give the questions and their contexts as a tuple of two lists: (questions, contexts)")
+        return texts
+
+    @staticmethod
+    def _check_answers(answers, rows):
+        if isinstance(answers, str | dict) or not isinstance(answers, list | tuple) or len(answers) != rows:
+            count = len(answers) if isinstance(answers, list | tuple) else inputs.a_type(answers)
+            raise UserError(f"y must hold one answer per question ({rows} questions, got {count}): "
+                            '{"text": ..., "answer_start": character offset}, or None for no answer')
+        for k, answer in enumerate(answers):
+            if answer is None:
+                continue
+            if not (isinstance(answer, dict) and isinstance(answer.get("text"), str) and
+                    isinstance(answer.get("answer_start"), int) and not isinstance(answer["answer_start"], bool)):
+                raise UserError(f"answer {k} is {answer!r}; give "
+                                '{"text": ..., "answer_start": its character offset in the context}, or None')
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, **kwargs):
         """Like keras fit; `x` may be (questions, contexts) and `y` their answers (dicts, or None)."""
-        if isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], list | tuple):
+        texts = self._questions_and_contexts(x)
+        if texts is not None:
+            self._check_answers(y, len(texts[0]))
             examples = []
-            for k, (question, context, answer) in enumerate(zip(x[0], x[1], y, strict=True)):
+            for k, (question, context, answer) in enumerate(zip(*texts, y, strict=True)):
                 example = make_example(k, str(k), question, context, [answer["text"]] if answer else [],
                                        answer["answer_start"] if answer else None, is_impossible=answer is None)
                 if example is None:
-                    raise ValueError(f"answer {k} ({answer['text']!r}) does not occur at character "
-                                     f"{answer['answer_start']} of its context")
+                    raise UserError(f"answer {k} ({answer['text']!r}) does not occur at character "
+                                    f"{answer['answer_start']} of its context; give the offset where it starts")
                 examples.append(example)
             x, y = self.training_arrays(self.windows(examples, training=True))
             batches = math.ceil(len(y["start_positions"]) / (batch_size or 32))
@@ -143,15 +174,49 @@ class ElectraQuestionAnswerer(FinetuningModel):
 
     def predict(self, x, batch_size=None, **kwargs):
         """The head's outputs for features; for (questions, contexts), each question's answer."""
-        if not (isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], list | tuple)):
+        texts = self._questions_and_contexts(x)
+        if texts is None:
             return super().predict(x, batch_size=batch_size, **kwargs)
-        examples = [make_example(k, str(k), q, c) for k, (q, c) in enumerate(zip(x[0], x[1], strict=True))]
+        examples = [make_example(k, str(k), q, c) for k, (q, c) in enumerate(zip(*texts, strict=True))]
         results = []
         for best in self.answer(examples, batch_size=batch_size, **kwargs):
             text = "" if best["null_score"] > self.qa.na_threshold else best["text"]
             results.append({"answer": text, "score": best["score"], "null_score": best["null_score"],
                             "n_best": best["n_best"]})
         return results
+
+    def export(self, filepath, no_answer=True):
+        """Writes the SavedModel run_finetuning writes: `serve_text` (questions, contexts -> answers and scores).
+
+        See `electra_tf.serving.qa_savedmodel`: it tokenizes and reads the
+        contexts in windows in its graph, and loads in a process that does
+        not import electra_tf.
+
+        Args:
+            filepath: the directory to write (an export there is replaced only once the new one is complete).
+            no_answer: answer "" when the no-answer score exceeds `qa.na_threshold` (a SQuAD 2.0 model).
+
+        Returns:
+            `filepath`.
+
+        Example:
+
+        >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+        >>> _ = open(vocab, "w").write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "who", "cat"]))
+        >>> config = ElectraConfig.for_size("tiny", max_seq_length=12, **special_token_ids(vocab))
+        >>> answerer = ElectraQuestionAnswerer(config, ElectraPreprocessor(vocab, sequence_length=12),
+        ...                                    QAConfig(doc_stride=2, beam_size=3))
+        >>> export_dir = answerer.export(os.path.join(tempfile.mkdtemp(), "export"), no_answer=False)
+        >>> served = tf.saved_model.load(export_dir).signatures["serve_text"]
+        >>> served(questions=tf.constant(["who"]), contexts=tf.constant(["cat cat"]))["answer"].shape
+        TensorShape([1])
+        """
+        if self.preprocessor is None:
+            raise UserError("export needs the tokenizer: build the answerer with from_pretrained or pass "
+                            "preprocessor=ElectraPreprocessor(...)")
+        record = {"qa": dict(vars(self.qa)), "lowercase": self.preprocessor.lowercase,
+                  "electra_config": self.config.to_dict()}
+        return export_answerer(self, filepath, no_answer, record)
 
     # ---- construction ----
 
@@ -161,8 +226,11 @@ class ElectraQuestionAnswerer(FinetuningModel):
         """A question answerer around the discriminator at `path`, with a preprocessor for its vocabulary.
 
         Args:
-            path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, or an
-                exported discriminator (`<model_dir>/export/discriminator`).
+            path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, an
+                exported discriminator (`<model_dir>/export/discriminator`), a Hugging Face ELECTRA
+                discriminator or BERT directory, a keras-hub ElectraBackbone or BertBackbone preset, or a
+                fine-tuned model's preset (its encoder); see `electra_tf.convert.sources`. A local path:
+                nothing is downloaded.
             qa: a `QAConfig` (default: the original's settings).
             sequence_length: tokens per window (the original's 512; at most max_position_embeddings).
             hidden_dropout_prob: dropout in the encoder.
