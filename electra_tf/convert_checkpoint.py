@@ -128,20 +128,20 @@ def import_checkpoint(options):
 
 def export_finetuned(options):
     """Writes the fine-tuned model of `--model_dir` (a run_finetuning output_dir) as a transformers task model."""
-    from electra_tf.convert import hf_finetuned
+    from electra_tf.finetuning import hf_task_models
 
     if options.to_keras_hub:
         raise UserError(f"{options.model_dir} is a fine-tuned model; --to_keras_hub writes a pre-trained encoder: "
                         "use --to_hf (a transformers task model)")
     check_free(options.to_hf, "to_hf")
-    finetuned = hf_finetuned.read_finetuned(options.model_dir, options.checkpoint)
+    finetuned = hf_task_models.read_finetuned(options.model_dir, options.checkpoint)
     with atomic_directory(options.to_hf) as staging:
-        hf_finetuned.write_task_model(finetuned, staging)
+        hf_task_models.write_task_model(finetuned, staging)
     labels = finetuned.labels
     shown = f"; labels {', '.join(labels)}" if labels and finetuned.family != "qa" else ""
     return [f"read {finetuned.checkpoint}: {finetuned.record['task']}{shown}",
             f"wrote {options.to_hf} ({finetuned.architecture}, with its tokenizer) for transformers' "
-            f"from_pretrained and {hf_finetuned.USES[finetuned.family]}"]
+            f"from_pretrained and {hf_task_models.USES[finetuned.family]}"]
 
 
 def export_checkpoint(options):

@@ -30,7 +30,7 @@ def define_flags():
 
 def main(argv):
     del argv
-    from electra_tf.convert import sources
+    from electra_tf.finetuning import sources
 
     cli.required_flags("model_dir")
     for path in (FLAGS.model_dir, FLAGS.checkpoint):

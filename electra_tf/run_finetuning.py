@@ -35,9 +35,11 @@ import sys  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
-from electra_tf.convert import sources  # noqa: E402
 from electra_tf.finetuning import config as finetuning_config  # noqa: E402
-from electra_tf.finetuning import tasks  # noqa: E402
+from electra_tf.finetuning import (
+    sources,  # noqa: E402
+    tasks,  # noqa: E402
+)
 from electra_tf.finetuning.qa import config as qa_config  # noqa: E402
 from electra_tf.finetuning.tagging import conll  # noqa: E402
 from electra_tf.modeling import config as config_lib  # noqa: E402

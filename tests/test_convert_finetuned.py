@@ -67,7 +67,7 @@ def _load(auto_class, hf_dir):
 
 
 def _restored(run_dir):
-    from electra_tf.convert.hf_finetuned import read_finetuned
+    from electra_tf.finetuning.hf_task_models import read_finetuned
 
     return read_finetuned(run_dir).model
 

@@ -14,7 +14,7 @@ from transformers import BertConfig, BertForPreTraining, ElectraForPreTraining, 
 from transformers import ElectraConfig as HFElectraConfig
 
 from electra_tf import ElectraClassifier
-from electra_tf.convert import sources
+from electra_tf.finetuning import sources
 from electra_tf.utils.errors import UserError
 
 

@@ -353,8 +353,8 @@ def test_trains_through_the_command_line_alike_on_one_device_and_two_replicas(na
     assert set(outputs) == {"sequence_output", "pooled_output"}
 
     # Hugging Face: the main encoder as an ElectraModel (the heads dropped, said so), the generator as ever.
-    from electra_tf.convert.sources import resolve
     from electra_tf.convert_checkpoint import Options, run
+    from electra_tf.finetuning.sources import resolve
 
     lines = run(Options(model_dir=str(one), to_hf=str(tmp_path / "hf")))
     assert any(line.startswith("dropped ") for line in lines) and "(ElectraModel)" in lines[0], lines

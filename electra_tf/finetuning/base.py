@@ -8,9 +8,9 @@ without an optimizer sets the original recipe (google-research/electra
 the train step sums the gradients over replicas before the optimizer clips
 them, as the original clips the gradient of the whole batch.
 
-`from_pretrained` reads its model through `electra_tf.convert.sources`,
-the one resolver of model sources, which needs the converters (Hugging
-Face, keras-hub): the one place this layer calls up into electra_tf.convert.
+`from_pretrained` reads its model through `electra_tf.finetuning.sources`,
+the one resolver of model sources (this project's runs and exports, Hugging
+Face and keras-hub directories through electra_tf.convert).
 """
 
 import math
@@ -130,7 +130,7 @@ class FinetuningModel(keras.Model):
     def _build_pretrained(cls, path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob, lowercase,
                           load_weights, **kwargs):
         """`cls(config, preprocessor=..., **kwargs)` around the encoder at `path` (its weights if asked)."""
-        from electra_tf.convert import sources
+        from electra_tf.finetuning import sources
 
         source = sources.resolve(path, lowercase)
         config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,

@@ -412,7 +412,7 @@ class ElectraClassifier(FinetuningModel):
             path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, an
                 exported discriminator (`<model_dir>/export/discriminator`), a Hugging Face ELECTRA
                 discriminator or BERT directory, a keras-hub ElectraBackbone or BertBackbone preset, or a
-                fine-tuned model's preset (its encoder); see `electra_tf.convert.sources`. A local path:
+                fine-tuned model's preset (its encoder); see `electra_tf.finetuning.sources`. A local path:
                 nothing is downloaded.
             num_classes: number of labels (default: as many as `labels`, else 2).
             regression: one output trained with squared error.

@@ -149,7 +149,7 @@ class RunOptions:
     output_dir: str
     overwrite: bool = False
     init_checkpoint: str = None
-    pretrained: object = None  # --init_checkpoint resolved (electra_tf.convert.sources.Source)
+    pretrained: object = None  # --init_checkpoint resolved (electra_tf.finetuning.sources.Source)
     random_init: bool = False
     model_size: str = None
     architecture: dict = dataclasses.field(default_factory=dict)  # ElectraConfig fields given as flags

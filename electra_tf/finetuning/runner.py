@@ -83,7 +83,7 @@ def _check_architecture(options, config, path):
 def resolve_model(options, finetuning):
     """The ModelSource the flags describe; every disagreement is a UserError, before anything is written."""
     if options.init_checkpoint:
-        pretrained = options.pretrained  # electra_tf.convert.sources.resolve(options.init_checkpoint)
+        pretrained = options.pretrained  # electra_tf.finetuning.sources.resolve(options.init_checkpoint)
         _check_architecture(options, pretrained.config, options.init_checkpoint)
         if options.vocab_file and file_sha256(options.vocab_file) != file_sha256(pretrained.vocab_file):
             raise UserError(f"--vocab_file {options.vocab_file} is not the vocabulary of {options.init_checkpoint} "

@@ -229,7 +229,7 @@ class ElectraQuestionAnswerer(FinetuningModel):
             path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, an
                 exported discriminator (`<model_dir>/export/discriminator`), a Hugging Face ELECTRA
                 discriminator or BERT directory, a keras-hub ElectraBackbone or BertBackbone preset, or a
-                fine-tuned model's preset (its encoder); see `electra_tf.convert.sources`. A local path:
+                fine-tuned model's preset (its encoder); see `electra_tf.finetuning.sources`. A local path:
                 nothing is downloaded.
             qa: a `QAConfig` (default: the original's settings).
             sequence_length: tokens per window (the original's 512; at most max_position_embeddings).
