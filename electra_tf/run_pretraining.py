@@ -1,6 +1,6 @@
 r"""Pre-trains ELECTRA (or the MLM baseline) from TFRecords made by build_pretraining_dataset.
 
-    python -m electra_tf.run_pretraining --flagfile=configs/electra_small.flags \
+    python -m electra_tf.run_pretraining --flagfile=electra_tf/configs/electra_small.flags \
         --data_dir=data/wiki --model_dir=runs/small
 
 Re-running with the same --model_dir resumes from its latest checkpoint that
