@@ -119,12 +119,28 @@ def check_free(path, flag):
         raise UserError(f"--{flag} {path} exists and is not empty; choose a new directory or remove it")
 
 
+def _readable_as_usual(directory):
+    """Adds the read (and, for directories, search) bits the umask allows to everything under `directory`.
+
+    Writers the project does not control (safetensors writes 0600) then
+    leave files as readable as an ordinary write would.
+    """
+    for root, subdirectories, files in os.walk(directory):
+        for name, usual in [*[(d, ordinary_mode(True) & 0o555) for d in subdirectories],
+                            *[(f, ordinary_mode() & 0o444) for f in files]]:
+            entry = os.path.join(root, name)
+            mode = os.lstat(entry).st_mode
+            if not os.path.islink(entry) and mode & usual != usual:
+                os.chmod(entry, (mode & 0o7777) | usual)
+
+
 @contextlib.contextmanager
 def atomic_directory(path, replace=False):
     """Yields a temporary sibling of `path` to fill; renames it to `path` only if the block succeeds.
 
     A failure or an interrupt removes the temporary directory, so `path`
-    never holds a partial result.
+    never holds a partial result. What the block wrote is made as readable
+    as an ordinary write makes it (the umask's read bits), whatever wrote it.
 
     Args:
         path: the directory to create.
@@ -147,6 +163,7 @@ def atomic_directory(path, replace=False):
     old = None
     try:
         yield staging
+        _readable_as_usual(staging)
         if os.path.isdir(path):
             if replace:
                 old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.old-", dir=parent)
