@@ -37,7 +37,7 @@ def long_warmup_message(config):
 
     Example:
 
-    >>> long_warmup_message(OptimizerConfig(num_train_steps=1000, num_warmup_steps=800))[:45]
+    >>> long_warmup_message(OptimizerConfig(num_train_steps=1000, num_warmup_steps=800))[:46]
     'num_warmup_steps 800 is over half of the 1,000'
     """
     if config.num_warmup_steps * 2 <= config.num_train_steps:
