@@ -7,7 +7,8 @@ objectives, without rtd_probabilities) with two signatures:
 `serving_default` (int32 input_ids, input_mask, segment_ids ->
 sequence_output, pooled_output, rtd_probabilities) and `serve_text` (raw
 strings -> tokens, rtd_probabilities, pooled_output, tokenized in the graph
-with tf-text), plus `vocab.txt` and `electra_config.json` beside it. The
+with tf-text), plus `vocab.txt`, `electra_config.json` and a model card
+(`README.md`, from the run's training_record.json) beside it. The
 SavedModel loads with `tf.saved_model.load` (after `import tensorflow_text`)
 in a process that does not import electra_tf.
 """
@@ -43,7 +44,8 @@ def main(argv):
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
     path = export_pretrainer(pretrainer, state.vocab_file, FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export"),
-                             state.lowercase, FLAGS.export_generator)
+                             state.lowercase, FLAGS.export_generator, run_state.load_training_record(FLAGS.model_dir),
+                             FLAGS.model_dir)
     print(f"exported the {os.path.basename(path)} to {path}")
 
 

@@ -88,7 +88,7 @@ def main(argv):
         with stop.mode(stop_signals.RAISE):
             state = run_state.load(settings.model_dir)
             path = export_pretrainer(loop.model, state.vocab_file, export_root, state.lowercase,
-                                     FLAGS.export_generator)
+                                     FLAGS.export_generator, loop.record, settings.model_dir)
     except (stop_signals.Stopped, Exception):
         # Stopped, or what it became on its way out through TensorFlow.
         if not stop.received:

@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import statistics
+import time
 
 import keras
 import numpy as np
@@ -32,6 +33,7 @@ from electra_tf.modeling.config import ElectraConfig
 from electra_tf.serving.classifier_savedmodel import export_classifier
 from electra_tf.text.vocab import file_sha256, special_token_ids
 from electra_tf.training.strategies import make_strategy
+from electra_tf.utils import machine
 from electra_tf.utils.atomic import atomic_file, copy_file_atomically, write_text_atomically
 from electra_tf.utils.errors import UserError
 from electra_tf.utils.progress import ProgressBar
@@ -386,6 +388,7 @@ def run(data, config, options, run_class=FinetuningRun):
 
     `run_class` is the task family's `FinetuningRun`.
     """
+    started = time.time()
     try:
         strategy = make_strategy(options.distribution_strategy, options.tpu, options.num_cpu_devices)
         source = resolve_model(options, config)
@@ -423,7 +426,10 @@ def run(data, config, options, run_class=FinetuningRun):
     results["skipped"] = fine.skipped()
 
     model = fine.best_classifier(checkpoints[best])
-    results.update(fine.write_outputs(model, record))
+    # The export's model card states the selected model's dev metrics and how long the run took.
+    card = {"dev_metrics": {n: trials[best][n] for n in names}, "wall_seconds": round(time.time() - started, 1),
+            "hardware": machine.describe()}
+    results.update(fine.write_outputs(model, {**record, **card}))
     if len(trials) > 1:
         results["predictions_from_trial"] = best + 1
     write_text_atomically(os.path.join(options.output_dir, RESULTS_FILE), json.dumps(results, indent=2))
