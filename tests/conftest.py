@@ -167,7 +167,7 @@ def assert_finetuned_card(output_dir, labels=None):
 # The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,
 # --dist loadfile), and a long file handed out last would run alone at the end.
 LONGEST_FIRST = ("test_sample_efficiency.py", "test_resume.py", "test_run_pretraining.py", "test_run_finetuning.py",
-                 "test_finetuning_qa.py", "test_objectives.py")
+                 "test_finetuning_qa.py", "test_objectives.py", "test_first_run.py")
 
 
 def pytest_collection_modifyitems(items):
