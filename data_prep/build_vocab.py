@@ -160,11 +160,11 @@ def size_report(learned, asked, distinct_words, text_bytes):
 
     >>> line, warning = size_report(1768, 4000, 9000, 540_000)
     >>> line
-    'learnt 1,768 tokens of the 4,000 asked (44%)'
+    'learnt 1,768 tokens, 44% of the 4,000 asked'
     >>> warning[:74]
     'warning: the vocabulary has 1,768 tokens, 44% of the 4,000 asked: 0.5 MB o'
     """
-    line = f"learnt {learned:,} tokens of the {asked:,} asked ({learned / asked:.0%})"
+    line = f"learnt {learned:,} tokens, {learned / asked:.0%} of the {asked:,} asked"
     if learned >= SMALL_VOCAB_SHARE * asked:
         return line, None
     return line, (f"warning: the vocabulary has {learned:,} tokens, {learned / asked:.0%} of the {asked:,} asked: "

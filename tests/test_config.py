@@ -73,7 +73,8 @@ def test_unknown_size_and_fields_are_refused():
         ElectraConfig.from_dict({"hidden": 3})
 
 
-PRETRAINING_FLAGFILES = ("demo", "electra_small", "electra_base", "electra_large", "teams_small", "mc_bert_base")
+PRETRAINING_FLAGFILES = ("demo", "quick", "electra_small", "electra_base", "electra_large", "teams_small",
+                         "mc_bert_base")
 
 
 @pytest.mark.parametrize("name", PRETRAINING_FLAGFILES)
