@@ -43,9 +43,12 @@ def main(argv):
         pretrainer = run_state.restore_pretrainer(state, FLAGS.checkpoint)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(str(e)) from None
+    record = run_state.load_training_record(FLAGS.model_dir)
+    if FLAGS.checkpoint and record and not FLAGS.checkpoint.endswith(f"ckpt-{record.get('step')}"):
+        # The record is of the newest checkpoint; the card must not give this older one its figures.
+        record = {"source": f"{FLAGS.checkpoint}, an earlier checkpoint of the run in {FLAGS.model_dir}"}
     path = export_pretrainer(pretrainer, state.vocab_file, FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export"),
-                             state.lowercase, FLAGS.export_generator, run_state.load_training_record(FLAGS.model_dir),
-                             FLAGS.model_dir)
+                             state.lowercase, FLAGS.export_generator, record, FLAGS.model_dir)
     print(f"exported the {os.path.basename(path)} to {path}")
 
 
