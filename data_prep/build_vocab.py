@@ -160,11 +160,11 @@ def size_report(learned, asked, distinct_words, text_bytes):
 
     >>> line, warning = size_report(1768, 4000, 9000, 540_000)
     >>> line
-    'learnt 1,768 tokens, 44% of the 4,000 asked'
+    '44% of the 4,000 tokens asked'
     >>> warning[:74]
     'warning: the vocabulary has 1,768 tokens, 44% of the 4,000 asked: 0.5 MB o'
     """
-    line = f"learnt {learned:,} tokens, {learned / asked:.0%} of the {asked:,} asked"
+    line = f"{learned / asked:.0%} of the {asked:,} tokens asked"
     if learned >= SMALL_VOCAB_SHARE * asked:
         return line, None
     return line, (f"warning: the vocabulary has {learned:,} tokens, {learned / asked:.0%} of the {asked:,} asked: "
@@ -196,8 +196,7 @@ def main(argv):
     write_text_atomically(FLAGS.output, "\n".join(vocab) + "\n")
     line, warning = size_report(len(vocab), FLAGS.vocab_size, len(word_counts),
                                 sum(len(text.encode("utf-8")) for text in lines))
-    print(f"wrote {len(vocab)} tokens to {FLAGS.output} ({line}; {len(lines)} lines, "
-          f"{time.time() - start:.1f} s)")
+    print(f"wrote {len(vocab)} tokens to {FLAGS.output} ({len(lines)} lines, {time.time() - start:.1f} s): {line}")
     if warning:
         print(warning, file=sys.stderr)
 
