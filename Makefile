@@ -7,12 +7,12 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: venv test lint demo clean
 
-# The demo's sequence length has one home, configs/demo.flags; the data is built to match it.
+# The demo's sequence length has one home, electra_tf/configs/demo.flags; the data is built to match it.
 DEMO_DIR ?= demo_out
-DEMO_FLAGS := configs/demo.flags
+DEMO_FLAGS := electra_tf/configs/demo.flags
 DEMO_SEQ := $(shell sed -n 's/^--max_seq_length=//p' $(DEMO_FLAGS))
 DEMO_VOCAB_SIZE ?= 8000
-DEMO_FINETUNE_FLAGS := configs/demo_finetune.flags
+DEMO_FINETUNE_FLAGS := electra_tf/configs/demo_finetune.flags
 
 venv: $(STAMP)
 

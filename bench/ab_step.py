@@ -20,8 +20,8 @@ Usage (from the repository root):
 
     .venv/bin/python bench/ab_step.py float32 mixed_bfloat16
     .venv/bin/python bench/ab_step.py float32 float32+xla --rounds 3
-    .venv/bin/python bench/ab_step.py float32 mixed_bfloat16 --model_flags configs/demo.flags --vocab_size 7702 \
-        --batch 64
+    .venv/bin/python bench/ab_step.py float32 mixed_bfloat16 --model_flags electra_tf/configs/demo.flags \
+        --vocab_size 7702 --batch 64
 """
 
 import argparse

@@ -9,7 +9,7 @@ process resuming where the last stopped. Run-pretraining flags come after `--`.
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/bench_stop_latency.py --trials 5 -- --flagfile=configs/electra_small.flags \
+    .venv/bin/python bench/bench_stop_latency.py --trials 5 -- --flagfile=electra_tf/configs/electra_small.flags \
         --train_batch_size=32 --data_dir=DATA --model_dir=/tmp/stop_latency
 
 Prints one line per trial and the worst case; `--json` adds one JSON line.

@@ -16,7 +16,7 @@ Usage (from the repository root):
     .venv/bin/python bench/bench_train_step.py --precision mixed_bfloat16 --jit_compile
     .venv/bin/python bench/bench_train_step.py --parts             # time the sub-parts too
     .venv/bin/python bench/bench_train_step.py --json              # + one JSON line
-    .venv/bin/python bench/bench_train_step.py --model_flags configs/demo.flags \
+    .venv/bin/python bench/bench_train_step.py --model_flags electra_tf/configs/demo.flags \
         --vocab_size 7702 --batch 64 --parts                                  # the demo's model
     .venv/bin/python bench/bench_train_step.py --compare --rounds 2  # ours, the peers, MFU
 
@@ -68,7 +68,7 @@ def add_model_args(parser):
     parser.add_argument("--size", default="small", help="small | base | large | tiny")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seq", type=int, default=128)
-    parser.add_argument("--model_flags", help="a run_pretraining flagfile (e.g. configs/demo.flags): "
+    parser.add_argument("--model_flags", help="a run_pretraining flagfile (e.g. electra_tf/configs/demo.flags): "
                                               "its model flags replace --size and --seq")
     parser.add_argument("--vocab_size", type=int, default=30522, help="vocabulary size of the model")
     parser.add_argument("--rematerialize", action="store_true", help="recompute the blocks in the backward pass")

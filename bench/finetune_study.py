@@ -4,7 +4,7 @@ r"""Does pre-training help? Fine-tunes a pre-trained discriminator and a randoml
         --output_dir=bench_out/finetune_study --seeds=5 --max_train_examples=all,500
 
 For each training-set size, runs run_finetuning twice with the recipe of
-configs/demo_finetune.flags and --num_trials=N (seeds 0..N-1): once from
+electra_tf/configs/demo_finetune.flags and --num_trials=N (seeds 0..N-1): once from
 --init_checkpoint, once with --random_init (the same architecture and
 vocabulary, random weights). Prints each arm's dev accuracy (the best
 epoch's, as run_finetuning selects it): mean, standard deviation, median,
@@ -61,7 +61,7 @@ def main():
     parser.add_argument("--init_checkpoint", required=True)
     parser.add_argument("--data_dir", required=True)
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--flagfile", default=os.path.join(ROOT, "configs", "demo_finetune.flags"))
+    parser.add_argument("--flagfile", default=os.path.join(ROOT, "electra_tf", "configs", "demo_finetune.flags"))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--max_train_examples", default="all,500", help="comma-separated sizes; 'all' = everything")
     args, args.extra = parser.parse_known_args()

@@ -1,6 +1,6 @@
 """Pre-training loss curves of float32 and mixed_bfloat16 on the demo corpus, side by side, as one PNG.
 
-Runs `electra_tf.run_pretraining` with the demo's flags (`configs/demo.flags`)
+Runs `electra_tf.run_pretraining` with the demo's flags (`electra_tf/configs/demo.flags`)
 for `--steps` steps, once per (precision, seed), one run after the other,
 each in its own model_dir under `--out_dir`, logging every `--log_every`
 steps; then reads the total loss from each run's TensorBoard events and
@@ -34,7 +34,7 @@ def parse_args(argv=None):
     parser.add_argument("--log_every", type=int, default=10)
     parser.add_argument("--runs", default="float32:1,float32:2,mixed_bfloat16:1,mixed_bfloat16:2",
                         help="precision:seed, comma-separated")
-    parser.add_argument("--flagfile", default="configs/demo.flags")
+    parser.add_argument("--flagfile", default="electra_tf/configs/demo.flags")
     parser.add_argument("--png", help="default: <out_dir>/loss_curve.png")
     parser.add_argument("--plot_only", action="store_true", help="plot the runs already in --out_dir")
     return parser.parse_args(argv)

@@ -17,7 +17,7 @@ Usage (from the repository root):
     .venv/bin/python bench/profile_step.py --precision mixed_bfloat16
     .venv/bin/python bench/profile_step.py --jit_compile --by name      # XLA
     .venv/bin/python bench/profile_step.py --by name --top 40           # per op instance
-    .venv/bin/python bench/profile_step.py --model_flags configs/demo.flags --vocab_size 7702 --batch 64
+    .venv/bin/python bench/profile_step.py --model_flags electra_tf/configs/demo.flags --vocab_size 7702 --batch 64
 
 For XLA's own view, add `XLA_FLAGS="--xla_dump_to=DIR --xla_dump_hlo_as_text"`
 and count the HLO of `DIR/*train_step*before_optimizations.txt`.

@@ -163,13 +163,13 @@ class Recipe:
 
 
 STUDY = Recipe(
-    # The demo's model (configs/demo.flags) at 128 tokens: no dropout (nothing to regularise in so few
+    # The demo's model (electra_tf/configs/demo.flags) at 128 tokens: no dropout (nothing to regularise in so few
     # steps), a 1/4 generator sampled at a temperature falling from 2 to 1 (a young generator at 1 gives
     # the discriminator a task it cannot learn; Fast-ELECTRA lowers it over training).
     model=dict(embedding_size=128, hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512,
                generator_hidden_size=0.25, max_seq_length=128, max_position_embeddings=128,
                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, temperature=2.0, final_temperature=1.0),
-    # Fine-tuning as configs/demo_finetune.flags: 3 epochs of all labels, 10 of 500 (160 updates; with
+    # Fine-tuning as electra_tf/configs/demo_finetune.flags: 3 epochs of all labels, 10 of 500 (160 updates; with
     # fewer, most seeds stay at the majority class: bench/RESULTS.md, "Fine-tuning").
     batch_size=32, budgets=(250, 1000, 2000), middle=1, learning_rates=(5e-4, 1e-3, 2e-3), warmup_fraction=0.06,
     generator_sizes=(0.125, 0.25, 0.5, 1.0), seeds=5, few_labels=500,

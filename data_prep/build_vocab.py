@@ -11,6 +11,7 @@ learned piece is reachable. The reserved tokens come first:
 import collections
 import heapq
 import random
+import sys
 import time
 import unicodedata
 
@@ -30,8 +31,9 @@ def define_flags():
     flags.DEFINE_list(
         "input", None, "Text files, directories or globs (comma-separated).")
     flags.DEFINE_integer(
-        "vocab_size", 30522, "Target vocabulary size (the learner may return "
-        "slightly fewer).")
+        "vocab_size", 30522, "Target vocabulary size. The learner may return fewer "
+        "(a few % fewer as a rule; far fewer from too little text, which is warned "
+        "about under 90%).")
     flags.DEFINE_string("output", None, "vocab.txt to write.")
     flags.DEFINE_boolean(
         "lowercase", True, "Lower-case and strip accents, like BERT uncased.")
@@ -119,21 +121,56 @@ def count_words(lines, lowercase):
     return {word.decode("utf-8"): count for word, count in counts.items()}
 
 
-def learn_vocabulary(lines, vocab_size, lowercase):
+def learn_vocabulary(lines, vocab_size, lowercase, word_counts=None):
     """Returns the vocabulary as a list of tokens, reserved tokens first.
 
     The same vocabulary as keras_hub's compute_word_piece_vocabulary, which
-    takes minutes where wordpiece_learner takes seconds.
+    takes minutes where wordpiece_learner takes seconds. `word_counts`
+    (`count_words(lines, lowercase)`) saves counting again.
     """
     from data_prep import wordpiece_learner  # pylint: disable=g-import-not-at-top
 
-    word_counts = count_words(lines, lowercase)
+    word_counts = count_words(lines, lowercase) if word_counts is None else word_counts
     if not word_counts:
         raise UserError("inputs contain no words (only whitespace or control characters); check --input")
     vocab = wordpiece_learner.learn(word_counts, vocab_size, list(RESERVED_TOKENS))[:vocab_size]
     learned = [t for t in vocab[len(RESERVED_TOKENS):]
                if _is_usable_piece(t) and t not in RESERVED_TOKENS]
     return list(RESERVED_TOKENS) + learned
+
+
+# Below this share of --vocab_size the learnt size is warned about: the learner's own slack is 5%.
+SMALL_VOCAB_SHARE = 0.9
+
+
+def size_report(learned, asked, distinct_words, text_bytes):
+    """The line reporting the learnt size against the asked one, and a warning when it is under 90%, else None.
+
+    The learner (tf-text's) keeps a piece only if it occurs often enough (its
+    count threshold does not go below about 10), so a small text has fewer
+    pieces to give than a large `--vocab_size` asks for.
+
+    Args:
+        learned: tokens in the vocabulary written (reserved tokens included).
+        asked: `--vocab_size`.
+        distinct_words: distinct words in the text learnt from.
+        text_bytes: bytes of text learnt from.
+
+    Example:
+
+    >>> line, warning = size_report(1768, 4000, 9000, 540_000)
+    >>> line
+    '44% of the 4,000 tokens asked'
+    >>> warning[:74]
+    'warning: the vocabulary has 1,768 tokens, 44% of the 4,000 asked: 0.5 MB o'
+    """
+    line = f"{learned / asked:.0%} of the {asked:,} tokens asked"
+    if learned >= SMALL_VOCAB_SHARE * asked:
+        return line, None
+    return line, (f"warning: the vocabulary has {learned:,} tokens, {learned / asked:.0%} of the {asked:,} asked: "
+                  f"{text_bytes / 1e6:.1f} MB of text ({distinct_words:,} distinct words) is too little for that many "
+                  "pieces (a piece is kept only if it occurs about 10 times or more); give more text, or pass "
+                  f"--vocab_size={learned} to ask for what it holds")
 
 
 def main(argv):
@@ -154,10 +191,14 @@ def main(argv):
     if not lines:
         raise UserError("inputs contain no text; check --input")
     cli.start_tensorflow()
-    vocab = learn_vocabulary(lines, FLAGS.vocab_size, FLAGS.lowercase)
+    word_counts = count_words(lines, FLAGS.lowercase)
+    vocab = learn_vocabulary(lines, FLAGS.vocab_size, FLAGS.lowercase, word_counts)
     write_text_atomically(FLAGS.output, "\n".join(vocab) + "\n")
-    print(f"wrote {len(vocab)} tokens to {FLAGS.output} "
-          f"({len(lines)} lines, {time.time() - start:.1f} s)")
+    line, warning = size_report(len(vocab), FLAGS.vocab_size, len(word_counts),
+                                sum(len(text.encode("utf-8")) for text in lines))
+    print(f"wrote {len(vocab)} tokens to {FLAGS.output} ({len(lines)} lines, {time.time() - start:.1f} s): {line}")
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 if __name__ == "__main__":

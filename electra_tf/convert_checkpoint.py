@@ -31,6 +31,9 @@ from electra_tf.utils import cli
 from electra_tf.utils.atomic import atomic_directory, check_free
 from electra_tf.utils.errors import UserError
 
+# The Hugging Face model cards' metadata unless --license and --language say otherwise.
+CARD_LICENSE = "apache-2.0"
+CARD_LANGUAGE = "en"
 # Every flag, as (definer, help); each is also a field of Options. All default to None: "not given".
 FLAG_HELP = {
     "hf_discriminator": (flags.DEFINE_string, "Import: Hugging Face ElectraForPreTraining directory "
@@ -60,6 +63,10 @@ FLAG_HELP = {
                                    "ElectraForQuestionAnswering) with its tokenizer."),
     "to_keras_hub": (flags.DEFINE_string, "Export: keras-hub preset directory to create (ElectraBackbone + "
                                           "ElectraTokenizer)."),
+    "license": (flags.DEFINE_string, "Export to Hugging Face: the license in the model cards' metadata, as the Hub "
+                                     f"names it (default: {CARD_LICENSE}, the original ELECTRA models')."),
+    "language": (flags.DEFINE_string, "Export to Hugging Face: the language code of the training text in the model "
+                                      f"cards' metadata (default: {CARD_LANGUAGE})."),
 }
 
 Options = dataclasses.make_dataclass(
@@ -148,6 +155,7 @@ def export_checkpoint(options):
     """Runs the exports of `--model_dir`; returns the report lines."""
     from electra_tf.convert import hf_checkpoint, keras_hub_export, pretrainer_weights
     from electra_tf.finetuning.config import MARKER
+    from electra_tf.serving import model_card
     from electra_tf.training import run_state
 
     if os.path.exists(os.path.join(options.model_dir, MARKER)):
@@ -169,6 +177,7 @@ def export_checkpoint(options):
                         "runs with one (electra, electra_15, all_tokens_mlm, teams, mc_bert) convert")
     # Everything that can refuse runs before anything is written.
     backbone = keras_hub_export.build_backbone(pretrainer) if options.to_keras_hub else None
+    record = run_state.load_training_record(options.model_dir)
     lines = []
     if options.to_hf:
         objective = pretrainer.objective
@@ -178,6 +187,11 @@ def export_checkpoint(options):
                 hf_checkpoint.write_tower(tensors, state.config, tower, os.path.join(staging, tower),
                                           state.vocab_file, state.lowercase,
                                           with_head=tower == "generator" or objective.detection_head)
+                shown = tower if tower == "generator" or objective.detection_head else "encoder"
+                front = model_card.hf_front_matter(tower, options.license or CARD_LICENSE,
+                                                   options.language or CARD_LANGUAGE)
+                model_card.write_card(os.path.join(staging, tower), model_card.pretrained_card(
+                    state.config, state.lowercase, shown, record, "hf", options.model_dir, front))
         architecture = hf_checkpoint.ARCHITECTURES["discriminator"] if objective.detection_head \
             else hf_checkpoint.HEADLESS
         lines.append(f"wrote {options.to_hf}/discriminator ({architecture}) and {options.to_hf}/generator "
@@ -189,6 +203,9 @@ def export_checkpoint(options):
         difference = keras_hub_export.gelu_difference(pretrainer, backbone)
         with atomic_directory(options.to_keras_hub) as staging:
             keras_hub_export.write_preset(backbone, state.vocab_file, state.lowercase, staging)
+            shown = "discriminator" if pretrainer.objective.detection_head else "encoder"
+            model_card.write_card(staging, model_card.pretrained_card(
+                state.config, state.lowercase, shown, record, "keras_hub", options.model_dir))
         lines += [f"wrote {options.to_keras_hub}: keras_hub.models.ElectraBackbone.from_preset loads it "
                   "(with ElectraTokenizer)",
                   f"keras-hub's tanh-approximated GELU moves sequence_output by at most {difference:.3g} on a "

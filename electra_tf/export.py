@@ -7,7 +7,8 @@ objectives, without rtd_probabilities) with two signatures:
 `serving_default` (int32 input_ids, input_mask, segment_ids ->
 sequence_output, pooled_output, rtd_probabilities) and `serve_text` (raw
 strings -> tokens, rtd_probabilities, pooled_output, tokenized in the graph
-with tf-text), plus `vocab.txt` and `electra_config.json` beside it. The
+with tf-text), plus `vocab.txt`, `electra_config.json` and a model card
+(`README.md`, from the run's training_record.json) beside it. The
 SavedModel loads with `tf.saved_model.load` (after `import tensorflow_text`)
 in a process that does not import electra_tf.
 """
@@ -38,12 +39,17 @@ def main(argv):
             sources.locate(path)
     cli.start_tensorflow()  # before the imports below load TensorFlow, so that it starts quietly
     from electra_tf.serving.savedmodel import export_pretrainer
+    from electra_tf.training import run_state
 
     # The checkpoint's own model_dir records its model.
     source = sources.resolve(FLAGS.checkpoint or FLAGS.model_dir, kinds=sources.RUN_KINDS)
+    record = run_state.load_training_record(FLAGS.model_dir)
+    if FLAGS.checkpoint and record and not FLAGS.checkpoint.endswith(f"ckpt-{record.get('step')}"):
+        # The record is of the newest checkpoint; the card must not give this older one its figures.
+        record = {"source": f"{FLAGS.checkpoint}, an earlier checkpoint of the run in {FLAGS.model_dir}"}
     path = export_pretrainer(source.restore_pretrainer(), source.vocab_file,
                              FLAGS.export_dir or os.path.join(FLAGS.model_dir, "export"), source.lowercase,
-                             FLAGS.export_generator)
+                             FLAGS.export_generator, record, FLAGS.model_dir)
     print(f"exported the {os.path.basename(path)} to {path}")
 
 

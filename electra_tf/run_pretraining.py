@@ -1,7 +1,10 @@
 r"""Pre-trains ELECTRA (or the MLM baseline) from TFRecords made by build_pretraining_dataset.
 
-    python -m electra_tf.run_pretraining --flagfile=configs/electra_small.flags \
-        --data_dir=data/wiki --model_dir=runs/small
+    python -m electra_tf.run_pretraining --config=small --data_dir=data/wiki --model_dir=runs/small
+
+`--config=NAME` takes a recipe shipped with the package (electra_tf/configs:
+small, base, large, quick, demo, ...) from any working directory; flags after
+it override it.
 
 Re-running with the same --model_dir resumes from its latest checkpoint that
 can be read, after clearing what an interrupted run left. SIGTERM/SIGINT
@@ -25,6 +28,7 @@ import sys  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
+from electra_tf import configs  # noqa: E402
 from electra_tf.training import run_flags  # noqa: E402
 from electra_tf.utils import cli, stop_signals  # noqa: E402
 from electra_tf.utils.errors import EXIT_DATA, UserError  # noqa: E402
@@ -84,7 +88,7 @@ def main(argv):
         with stop.mode(stop_signals.RAISE):
             state = run_state.load(settings.model_dir)
             path = export_pretrainer(loop.model, state.vocab_file, export_root, state.lowercase,
-                                     FLAGS.export_generator)
+                                     FLAGS.export_generator, loop.record, settings.model_dir)
     except (stop_signals.Stopped, Exception):
         # Stopped, or what it became on its way out through TensorFlow.
         if not stop.received:
@@ -101,4 +105,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(cli.run(main))
+    app.run(cli.run(main), argv=cli.argv_or_exit(configs.expand_argv))

@@ -203,11 +203,30 @@ def catches_sigterm(pid):
     return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
 
 
+def assert_finetuned_card(output_dir, labels=None):
+    """The fine-tuned export's model card states what the run recorded: task, labels, size, time, dev metrics."""
+    import json
+
+    card = (output_dir / "export" / "README.md").read_text(encoding="utf-8")
+    record = json.loads((output_dir / "export" / "finetuning_config.json").read_text())
+    results = json.loads((output_dir / "eval_results.json").read_text())
+    exported = results["trials"][results.get("predictions_from_trial", 1) - 1]
+    assert f"- Task: `{results['task']}`" in card
+    assert f"- Training examples: {record['train_examples']:,}" in card and f"- Updates: {record['updates']:,} " in card
+    assert record["wall_seconds"] > 0 and f"- Wall time: {record['wall_seconds']:,.0f} s" in card
+    assert record["dev_metrics"] and record["hardware"] in card
+    for name, value in record["dev_metrics"].items():
+        assert value == exported[name] and f"| {name} | {value:.4g} |" in card
+    if labels is not None:
+        assert f"({len(labels)}): {', '.join(labels)}" in card
+    assert "tf.saved_model.load" in card and "--to_hf" in card and "--to_keras_hub" in card
+
+
 # The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,
 # --dist loadfile), and a long file handed out last would run alone at the end.
 LONGEST_FIRST = ("test_sample_efficiency.py", "test_resume.py", "test_run_pretraining.py", "test_run_finetuning.py",
                  "test_finetuning_qa.py", "test_finetuning_resume.py", "test_convert_finetuned.py",
-                 "test_objectives.py")
+                 "test_first_run.py", "test_objectives.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -73,12 +73,13 @@ def test_unknown_size_and_fields_are_refused():
         ElectraConfig.from_dict({"hidden": 3})
 
 
-PRETRAINING_FLAGFILES = ("demo", "electra_small", "electra_base", "electra_large", "teams_small", "mc_bert_base")
+PRETRAINING_FLAGFILES = ("demo", "quick", "electra_small", "electra_base", "electra_large", "teams_small",
+                         "mc_bert_base")
 
 
 @pytest.mark.parametrize("name", PRETRAINING_FLAGFILES)
 def test_shipped_flagfiles_give_valid_settings(name, tmp_path):
-    """Every pre-training flagfile in configs/ parses and builds a config and optimizer that validate."""
+    """Every pre-training flagfile in electra_tf/configs/ parses and builds a config and optimizer that validate."""
     import os
 
     from conftest import ROOT
@@ -92,7 +93,7 @@ def test_shipped_flagfiles_give_valid_settings(name, tmp_path):
     flags = run_pretraining.FLAGS
     flags.unparse_flags()
     try:
-        flags(["run_pretraining", f"--flagfile={os.path.join(ROOT, 'configs', name + '.flags')}",
+        flags(["run_pretraining", f"--flagfile={os.path.join(ROOT, 'electra_tf', 'configs', name + '.flags')}",
                f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}"])
         settings = run_flags.settings_from_flags()
         objective, clip_norm = flags.objective, flags.clip_norm

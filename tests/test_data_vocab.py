@@ -26,6 +26,24 @@ def test_build_vocab_cli_learns_reserved_first_vocab(tmp_path):
     assert len(Vocab(str(out))) == len(tokens)
 
 
+def test_build_vocab_reports_the_learnt_size_and_warns_when_the_text_is_too_small(tmp_path):
+    corpus = write_demo_slice(tmp_path / "corpus.txt", 60)
+    out = tmp_path / "vocab.txt"
+    small = run_cli("data_prep.build_vocab", "--input", corpus, "--vocab_size", 4000, "--output", out)
+    assert small.returncode == 0, small.stderr
+    learnt = len(out.read_text(encoding="utf-8").splitlines())
+    assert learnt < 0.9 * 4000
+    assert f"wrote {learnt} tokens to {out} " in small.stdout
+    assert small.stdout.strip().endswith(f": {learnt / 4000:.0%} of the 4,000 tokens asked")
+    warnings = [line for line in small.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and f"has {learnt:,} tokens" in warnings[0] and "too little" in warnings[0]
+    assert f"--vocab_size={learnt}" in warnings[0]
+    # Asking for what the text holds: reported, no warning.
+    fits = run_cli("data_prep.build_vocab", "--input", corpus, "--vocab_size", learnt, "--output", out)
+    assert fits.returncode == 0 and fits.stdout.strip().endswith(f"of the {learnt:,} tokens asked")
+    assert "warning:" not in fits.stderr
+
+
 def test_build_vocab_cli_errors_are_one_line(tmp_path):
     result = run_cli("data_prep.build_vocab", "--input", tmp_path / "none",
                      "--output", tmp_path / "v.txt")

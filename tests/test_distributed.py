@@ -66,7 +66,8 @@ def test_run_pretraining_on_real_data_matches_across_topologies(pretraining_data
         assert code == 0, err[-3000:]
         assert "trained to step 10" in out
     assert "exported the discriminator" in results[0][1] and "exported" not in results[1][1]
-    assert sorted(os.listdir(model_dir)) == ["checkpoints", "export", "run_config.json", "train", "vocab.txt"]
+    assert sorted(os.listdir(model_dir)) == ["checkpoints", "export", "run_config.json", "train",
+                                             "training_record.json", "vocab.txt"]
     assert len(glob.glob(f"{model_dir}/train/events.out.tfevents.*")) == 1
     assert len(glob.glob(f"{model_dir}/checkpoints/ckpt-*.index")) == 2
 

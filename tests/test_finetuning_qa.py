@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import error_lines, run_module
+from conftest import assert_finetuned_card, error_lines, run_module
 
 from electra_tf.finetuning.qa import squad_metrics
 from electra_tf.finetuning.qa.postprocess import final_text
@@ -191,6 +191,7 @@ def test_squad_v2_end_to_end_through_the_command_line(finetuning_model_dir, tmp_
     # The export reads the same windows with the same weights and chooses as the run does.
     assert served["null"][:5] == pytest.approx([null_odds[f"q{k}"] for k in range(5)], abs=1e-4)
     assert served["answers"][:5] == [predictions[f"q{k}"] for k in range(5)]
+    assert_finetuned_card(out)
 
 
 def test_squad_command_line_refuses_malformed_json(finetuning_model_dir, tmp_path):

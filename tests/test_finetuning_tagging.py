@@ -7,7 +7,7 @@ import sys
 
 import keras
 import pytest
-from conftest import error_lines, run_module
+from conftest import assert_finetuned_card, error_lines, run_module
 
 from electra_tf.finetuning.tagging import conll
 from electra_tf.finetuning.tagging.metrics import entity_scores, token_accuracy
@@ -163,6 +163,7 @@ def test_chunk_end_to_end_through_the_command_line(finetuning_model_dir, tmp_pat
     assert served["words"][0] == long[0].split() and served["num_words"] == [11, 2]
     assert served["words"][1][:2] == ["he", "left"] and served["tags"][1][2:] == [""] * 9
     assert served["tags"][0] == predicted[:-1] + [""]  # in IOB2 as the run writes them; the cut word untagged
+    assert_finetuned_card(out, (out / "export" / "tags.txt").read_text().split())
 
 
 def test_tagging_command_line_refuses_ragged_files_before_training(finetuning_model_dir, tmp_path):

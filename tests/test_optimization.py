@@ -79,3 +79,35 @@ def test_create_optimizer_uses_the_recipe():
     assert float(optimizer.learning_rate) == 0.0  # step 0 of the warmup
     with pytest.raises(ValueError, match="num_train_steps"):
         OptimizerConfig(num_train_steps=0)
+
+
+@pytest.mark.parametrize("steps,warmup", [(1_000_000, 10_000), (2_000_000, 10_000), (766_000, 7_660), (10_000, 100),
+                                          (20, 0)])
+def test_default_warmup_is_one_percent_of_the_run_at_most_the_papers_10000(steps, warmup):
+    assert OptimizerConfig(num_train_steps=steps).num_warmup_steps == warmup
+    assert OptimizerConfig(num_train_steps=steps, num_warmup_steps=5).num_warmup_steps == 5  # a given one is kept
+
+
+def test_a_warmup_over_half_of_the_run_warns():
+    with pytest.warns(UserWarning, match="num_warmup_steps 60 is over half of the 100 training steps"):
+        OptimizerConfig(num_train_steps=100, num_warmup_steps=60)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        OptimizerConfig(num_train_steps=100, num_warmup_steps=50)
+        OptimizerConfig(num_train_steps=100)
+
+
+def test_readme_snippet_short_run_lowers_the_loss():
+    """README's "In Python": a short run with the default warmup learns (the fixed 10,000 steps did not)."""
+    import keras
+    from conftest import random_batch
+
+    config = ElectraConfig.for_size("tiny", vocab_size=300, pad_id=0, unk_id=1, cls_id=2, sep_id=3, mask_id=4)
+    keras.utils.set_random_seed(0)
+    pretrainer = ElectraPretrainer(config)
+    pretrainer.compile(optimizer=create_optimizer(OptimizerConfig(num_train_steps=50)))
+    batch = {k: tf.constant(v) for k, v in random_batch(config, 8).items()}
+    losses = [float(pretrainer.train_step(batch)["loss"]) for _ in range(20)]
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import tensorflow as tf
-from conftest import USER_ENV, run_module
+from conftest import USER_ENV, assert_finetuned_card, run_module
 from test_finetuning_data import write_glue
 
 from electra_tf.finetuning.tasks import glue_labels
@@ -110,6 +110,7 @@ def test_custom_tsv_two_trials_predictions_and_export(finetuning_model_dir, tmp_
     assert all(abs(sum(p) - 1) < 1e-5 for p in probe["outputs"]["probabilities"])
     assert len(probe["raw"]["probabilities"][0]) == 2 and len(probe["raw"]["logits"][0]) == 2
     assert (out / "export" / "labels.txt").read_text().split() == ["neg", "pos"]
+    assert_finetuned_card(out, ["neg", "pos"])
 
     # make demo's last step, on this run: the dev accuracy and the labels of a few reviews.
     examples = tmp_path / "examples.tsv"

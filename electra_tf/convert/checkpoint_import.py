@@ -150,4 +150,5 @@ def write_model_dir(pretrainer, imported, staging):
     manager.save(checkpoint_number=0)
     with open(os.path.join(staging, MODEL_FLAGS), "w", encoding="utf-8") as f:
         f.write(model_flags(config, imported.source))
-    export_pretrainer(pretrainer, state.vocab_file, os.path.join(staging, "export"), imported.lowercase)
+    export_pretrainer(pretrainer, state.vocab_file, os.path.join(staging, "export"), imported.lowercase,
+                      record={"source": imported.source})

@@ -96,6 +96,22 @@ def build_dataset_info(*, vocab, config, shard_names, shard_counts, stats, read_
     }
 
 
+# What a model card says of the data (model_card.py), from dataset_info.json.
+SUMMARY_FIELDS = ("input_files", "input_bytes", "documents", "num_examples", "max_seq_length", "tokens_written",
+                  "vocab_size", "lowercase")
+
+
+def dataset_summary(info):
+    """The fields of `info` (dataset_info.json) that say what a model was trained on.
+
+    Example:
+
+    >>> dataset_summary({"num_examples": 10, "shards": ["a"], "lowercase": True})
+    {'num_examples': 10, 'lowercase': True}
+    """
+    return {name: info[name] for name in SUMMARY_FIELDS if name in info}
+
+
 def write_dataset_info(output_dir, info):
     """Writes `info` as `output_dir/dataset_info.json`: atomically on a local disk; gs:// and the like through TF."""
     path = os.path.join(output_dir, DATASET_INFO_FILE)

@@ -24,6 +24,7 @@ import math
 import os
 import shutil
 import statistics
+import time
 
 import keras
 import numpy as np
@@ -41,7 +42,7 @@ from electra_tf.serving.classifier_savedmodel import export_classifier
 from electra_tf.text.vocab import file_sha256, special_token_ids
 from electra_tf.training import run_dir, run_state
 from electra_tf.training.strategies import make_strategy
-from electra_tf.utils import stop_signals
+from electra_tf.utils import machine, stop_signals
 from electra_tf.utils.atomic import atomic_file, copy_file_atomically, write_text_atomically
 from electra_tf.utils.errors import UserError
 from electra_tf.utils.progress import ProgressBar
@@ -529,6 +530,7 @@ def run(data, config, options, run_class=FinetuningRun, stop=None):
         stop: the process's `utils.stop_signals.StopSignals` (installed here if not given).
     """
     stop = stop or stop_signals.install()
+    started = time.time()
     try:
         strategy = make_strategy(options.distribution_strategy, options.tpu, options.num_cpu_devices)
         stop.reinstall()  # TensorFlow may have installed a handler of its own
@@ -578,7 +580,10 @@ def run(data, config, options, run_class=FinetuningRun, stop=None):
     try:
         with stop.mode(stop_signals.RAISE):
             model = fine.best_classifier(checkpoints[best])
-            results.update(fine.write_outputs(model, record))
+            # The export's model card states the selected model's dev metrics and how long the run took.
+            card = {"dev_metrics": {n: trials[best][n] for n in names},
+                    "wall_seconds": round(time.time() - started, 1), "hardware": machine.describe()}
+            results.update(fine.write_outputs(model, {**record, **card}))
             if len(trials) > 1:
                 results["predictions_from_trial"] = best + 1
             write_text_atomically(results_path, json.dumps(results, indent=2))

@@ -6,7 +6,8 @@
 `label_id`; for regression `score`), tokenized in the graph with the
 project's tokenizer, and `serving_default` (int32 input_ids, input_mask,
 segment_ids -> `logits` and `probabilities`, or `score`). `labels.txt`,
-`vocab.txt` and `finetuning_config.json` are written beside it. It loads
+`vocab.txt`, `finetuning_config.json` and a model card, `README.md`
+(serving/model_card.py), are written beside it. It loads
 with `tf.saved_model.load` (after `import tensorflow_text`) in a process
 that does not import electra_tf.
 """
@@ -16,6 +17,7 @@ import os
 
 import tensorflow as tf
 
+from electra_tf.serving import model_card
 from electra_tf.utils.atomic import atomic_directory
 
 
@@ -80,7 +82,8 @@ def export_classifier(classifier, export_dir, labels=None, pair=False, score_sca
         labels: label strings in id order; None for regression.
         pair: serve_text takes (text_a, text_b).
         score_scale: multiplies regression scores (the task's label scale).
-        config: a dict written beside it as finetuning_config.json (what the model was trained on).
+        config: a dict written beside it as finetuning_config.json (what the model was trained on), which the
+            model card (README.md) states.
 
     Example:
 
@@ -100,6 +103,8 @@ def export_classifier(classifier, export_dir, labels=None, pair=False, score_sca
         tf.saved_model.save(module, staging, signatures={"serving_default": module.serve,
                                                          "serve_text": module.serve_text})
         write_beside(staging, classifier.preprocessor, config, {"labels.txt": labels} if labels is not None else {})
+        model_card.write_card(staging, model_card.finetuned_card(
+            "classifier", classifier.config, classifier.preprocessor.lowercase, config or {}, labels))
     return export_dir
 
 

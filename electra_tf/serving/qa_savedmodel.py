@@ -22,6 +22,7 @@ the head's beam. It loads with `tf.saved_model.load` (after
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from electra_tf.serving import model_card
 from electra_tf.serving.classifier_savedmodel import write_beside
 from electra_tf.utils.atomic import atomic_directory
 
@@ -155,4 +156,6 @@ def export_answerer(answerer, export_dir, no_answer=True, config=None):
         tf.saved_model.save(module, staging, signatures={"serving_default": module.serve,
                                                          "serve_text": module.serve_text})
         write_beside(staging, answerer.preprocessor, config)
+        model_card.write_card(staging, model_card.finetuned_card(
+            "answerer", answerer.config, answerer.preprocessor.lowercase, config or {}))
     return export_dir

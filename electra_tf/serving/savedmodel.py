@@ -13,7 +13,8 @@
   encoder (their heads are pre-training only), with the same signatures
   less rtd_probabilities;
 
-plus `vocab.txt` and `electra_config.json` beside it. It loads with
+plus `vocab.txt`, `electra_config.json` and a model card, `README.md`
+(serving/model_card.py), beside it. It loads with
 `tf.saved_model.load` (after `import tensorflow_text`) in a process that
 does not import electra_tf.
 """
@@ -25,6 +26,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from electra_tf.modeling.models import ElectraDiscriminator, standalone
+from electra_tf.serving import model_card
 from electra_tf.text.tokenization import bert_preprocess, fast_bert_tokenizer
 from electra_tf.text.vocab import load_vocab
 from electra_tf.utils.atomic import atomic_directory
@@ -99,28 +101,38 @@ class GeneratorServing(tf.Module):
         return {"logits": logits}
 
 
-def _save_atomically(module, signatures, export_dir, vocab_file, config_json):
+def _save_atomically(module, signatures, export_dir, vocab_file, config_json, card):
     """Writes into a temporary sibling, then swaps it in: never a half-written export."""
     with atomic_directory(export_dir, replace=True) as staging:
         tf.saved_model.save(module, staging, signatures=signatures)
         shutil.copyfile(vocab_file, os.path.join(staging, "vocab.txt"))
         with open(os.path.join(staging, "electra_config.json"), "w", encoding="utf-8") as f:
             f.write(config_json)
+        model_card.write_card(staging, card)
 
 
-def export_pretrainer(pretrainer, vocab_file, export_root, lowercase=True, export_generator=False):
-    """Writes `export_root/discriminator` or `export_root/encoder` (and `export_root/generator`); returns its path."""
+def export_pretrainer(pretrainer, vocab_file, export_root, lowercase=True, export_generator=False, record=None,
+                      model_dir="<model_dir>"):
+    """Writes `export_root/discriminator` or `export_root/encoder` (and `export_root/generator`); returns its path.
+
+    Each directory gets a model card (`README.md`) stating `record`, the
+    run's `training_record.json` (run_state.load_training_record), and how to
+    load the model.
+    """
     config = pretrainer.config
+    record = record or {}
     kept = pretrainer.kept_model()
     if isinstance(kept, ElectraDiscriminator) and pretrainer.objective.export_name() == "discriminator":
         module, path = DiscriminatorServing(kept, load_vocab(vocab_file), config, lowercase), "discriminator"
     else:
         module, path = EncoderServing(kept, load_vocab(vocab_file), config, lowercase), "encoder"
+    card = model_card.pretrained_card(config, lowercase, path, record, model_dir=model_dir)
     path = os.path.join(export_root, path)
     _save_atomically(module, {"serving_default": module.serve, "serve_text": module.serve_text},
-                     path, vocab_file, config.to_json())
+                     path, vocab_file, config.to_json(), card)
     if export_generator:
         generator = GeneratorServing(standalone(pretrainer.generator))
+        card = model_card.pretrained_card(config, lowercase, "generator", record, model_dir=model_dir)
         _save_atomically(generator, {"serving_default": generator.serve},
-                         os.path.join(export_root, "generator"), vocab_file, config.to_json())
+                         os.path.join(export_root, "generator"), vocab_file, config.to_json(), card)
     return path

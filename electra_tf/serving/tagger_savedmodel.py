@@ -15,6 +15,7 @@ that does not import electra_tf.
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from electra_tf.serving import model_card
 from electra_tf.serving.classifier_savedmodel import write_beside
 from electra_tf.text.spans import iob2_tensor
 from electra_tf.utils.atomic import atomic_directory
@@ -92,4 +93,6 @@ def export_tagger(tagger, export_dir, config=None, iob2=False):
         tf.saved_model.save(module, staging, signatures={"serving_default": module.serve,
                                                          "serve_text": module.serve_text})
         write_beside(staging, tagger.preprocessor, config, {"tags.txt": tagger.tags})
+        model_card.write_card(staging, model_card.finetuned_card(
+            "tagger", tagger.config, tagger.preprocessor.lowercase, config or {}, tagger.tags))
     return export_dir

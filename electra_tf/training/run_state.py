@@ -3,7 +3,10 @@
 `<model_dir>/run_config.json` holds the model config, the lower-casing, the
 vocabulary's hash and the data order: the settings that decide which
 examples the model sees and in which order (`data_order`); `<model_dir>/vocab.txt`
-is a copy of the vocabulary; `<model_dir>/checkpoints/` holds the checkpoints.
+is a copy of the vocabulary; `<model_dir>/checkpoints/` holds the checkpoints;
+`<model_dir>/training_record.json` what training did up to the newest
+checkpoint (steps, examples, wall time, hardware, the last logged metrics, the
+data's summary), which the exports' model cards state.
 """
 
 import dataclasses
@@ -19,6 +22,7 @@ from electra_tf.text.vocab import file_sha256
 from electra_tf.utils.atomic import copy_file_atomically, write_text_atomically
 
 RUN_CONFIG = "run_config.json"
+TRAINING_RECORD = "training_record.json"
 CHECKPOINTS = "checkpoints"
 
 # ElectraConfig fields that change what the model sees or how it learns from it, but not the shapes of
@@ -68,6 +72,20 @@ def load(model_dir):
         values = json.load(f)
     return RunState(model_dir, ElectraConfig.from_dict(values["electra_config"]), values["lowercase"],
                     values["vocab_sha256"], values.get("data_order"), tuple(values.get("changes", ())))
+
+
+def load_training_record(model_dir):
+    """The run's `training_record.json` as a dict; {} where none was written (a converted checkpoint)."""
+    path = os.path.join(model_dir, TRAINING_RECORD)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_training_record(model_dir, record):
+    """Writes `record` (a JSON-able dict) as the run's `training_record.json`, atomically."""
+    write_text_atomically(os.path.join(model_dir, TRAINING_RECORD), json.dumps(record, indent=2, sort_keys=True))
 
 
 def data_sha256(data_dir, info):

@@ -29,7 +29,7 @@ from electra_tf.pretraining.pretrainer import ElectraPretrainer
 from electra_tf.training import run_dir, run_state
 from electra_tf.training.optimization import create_optimizer
 from electra_tf.training.summaries import EXAMPLE_TAG, example_table, scalar_tag
-from electra_tf.utils import stop_signals
+from electra_tf.utils import machine, stop_signals
 from electra_tf.utils.errors import EXIT_NON_FINITE, UserError
 from electra_tf.utils.progress import ProgressBar
 
@@ -111,6 +111,9 @@ class PretrainingLoop:
             checkpoint, self._checkpoint_dir(), max_to_keep=options.keep_checkpoint_max,
             step_counter=self.optimizer.iterations)
         self.saved_step = self.step
+        # What training did so far (training_record.json), carried over a resume: the wall time adds up.
+        self.record = run_state.load_training_record(settings.model_dir) if self.step else {}
+        self._wall_started = time.time()
         self.iterator = iter(strategy.distribute_datasets_from_function(self._dataset_fn(self.step)))
         self.sample = next(iter(make_pretraining_dataset(
             self.pattern, 1, self.config.max_seq_length, shuffle=False, repeat=False)))
@@ -310,10 +313,37 @@ class PretrainingLoop:
 
     def _save(self):
         path = self.manager.save(checkpoint_number=self.step)
+        wall = time.time()
+        self.record.update(wall_seconds=round(self.record.get("wall_seconds", 0.0) + wall - self._wall_started, 1))
+        self._wall_started = wall
         self.saved_step = self.step
         if not self.chief:
             shutil.rmtree(self._checkpoint_dir(), ignore_errors=True)
+        else:
+            self._write_record()
         return path
+
+    def _accelerators(self):
+        replicas = self.strategy.num_replicas_in_sync
+        if isinstance(self.strategy, tf.distribute.TPUStrategy):
+            return f"TPU, {replicas} cores"
+        gpus = tf.config.list_physical_devices("GPU")
+        names = sorted({tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus})
+        shown = f"{len(gpus)} x {' / '.join(names)}" if gpus else ""
+        if self.multi_worker:
+            shown = f"{shown}{', ' if shown else ''}{replicas} replicas over several workers"
+        return shown
+
+    def _write_record(self):
+        """training_record.json as of this checkpoint (what the exports' model cards state)."""
+        settings = self.settings
+        self.record.update(
+            step=self.step, num_train_steps=self.total_steps, train_batch_size=self.options.train_batch_size,
+            examples=self.step * self.options.train_batch_size, max_seq_length=self.config.max_seq_length,
+            hardware=machine.describe(self._accelerators()), precision=self.options.precision_policy,
+            optimizer=dataclasses.asdict(settings.optimizer), data_dir=os.path.abspath(settings.data_dir),
+            dataset=data_format.dataset_summary(settings.dataset_info))
+        run_state.write_training_record(settings.model_dir, self.record)
 
     def _check_finite(self, metrics):
         if _finite(metrics["loss"]):
@@ -337,6 +367,8 @@ class PretrainingLoop:
             for name, value in values.items():
                 tf.summary.scalar(scalar_tag(name), value)
         self.writer.flush()
+        self.record.update(metrics={scalar_tag(name): round(float(value), 6) for name, value in metrics.items()},
+                           metrics_step=self.step)
 
     def _write_example(self):
         if isinstance(self.strategy, tf.distribute.TPUStrategy):

@@ -1,7 +1,9 @@
 """The one way files and directories are written: beside their destination, then renamed into place.
 
 A reader (or a re-run after a kill) sees the old content or the new, never
-half of one. Temporary siblings are named `.<name>.tmp-*` (and a replaced
+half of one. The result has the mode an ordinary write would give it (0666
+for a file, 0777 for a directory, less the umask), not the private mode of
+its temporary sibling. Temporary siblings are named `.<name>.tmp-*` (and a replaced
 directory `.<name>.old-*` for the moment of the swap), so anything left
 behind by a killed process is recognisable.
 """
@@ -12,6 +14,33 @@ import shutil
 import tempfile
 
 from electra_tf.utils.errors import UserError
+
+
+def umask():
+    """The process's umask, read without changing it where the system allows (another thread may be writing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def ordinary_mode(directory=False):
+    """The mode `open(path, "w")` (or `os.mkdir`) would give a new file (directory): 0o666 (0o777) less the umask.
+
+    Example:
+
+    >>> previous = os.umask(0o022)
+    >>> oct(ordinary_mode()), oct(ordinary_mode(directory=True))
+    ('0o644', '0o755')
+    >>> _ = os.umask(previous)
+    """
+    return (0o777 if directory else 0o666) & ~umask()
 
 
 def _staging_prefix(path):
@@ -39,6 +68,7 @@ def staged_path(path):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=_staging_prefix(path))
     os.close(fd)
+    os.chmod(tmp, ordinary_mode())  # mkstemp's 0600 is for the staging only: readers of the result need the usual
     try:
         yield tmp
         os.replace(tmp, path)
@@ -89,12 +119,28 @@ def check_free(path, flag):
         raise UserError(f"--{flag} {path} exists and is not empty; choose a new directory or remove it")
 
 
+def _readable_as_usual(directory):
+    """Adds the read (and, for directories, search) bits the umask allows to everything under `directory`.
+
+    Writers the project does not control (safetensors writes 0600) then
+    leave files as readable as an ordinary write would.
+    """
+    for root, subdirectories, files in os.walk(directory):
+        for name, usual in [*[(d, ordinary_mode(True) & 0o555) for d in subdirectories],
+                            *[(f, ordinary_mode() & 0o444) for f in files]]:
+            entry = os.path.join(root, name)
+            mode = os.lstat(entry).st_mode
+            if not os.path.islink(entry) and mode & usual != usual:
+                os.chmod(entry, (mode & 0o7777) | usual)
+
+
 @contextlib.contextmanager
 def atomic_directory(path, replace=False):
     """Yields a temporary sibling of `path` to fill; renames it to `path` only if the block succeeds.
 
     A failure or an interrupt removes the temporary directory, so `path`
-    never holds a partial result.
+    never holds a partial result. What the block wrote is made as readable
+    as an ordinary write makes it (the umask's read bits), whatever wrote it.
 
     Args:
         path: the directory to create.
@@ -113,12 +159,11 @@ def atomic_directory(path, replace=False):
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=_staging_prefix(path), dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 is for the staging only, not for the result
+    os.chmod(staging, ordinary_mode(directory=True))  # mkdtemp's 0700 is for the staging only, not for the result
     old = None
     try:
         yield staging
+        _readable_as_usual(staging)
         if os.path.isdir(path):
             if replace:
                 old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.old-", dir=parent)

@@ -105,6 +105,29 @@ def required_flags(*names, flag_values=flags.FLAGS):
             raise UserError(f"--{name} is required (see --helpfull)")
 
 
+def argv_or_exit(expand, argv=None):
+    """`expand(argv)` (default `sys.argv`) for `app.run(..., argv=...)`; a `UserError` exits with one line.
+
+    For rewriting the command line before absl parses it, e.g.
+    `electra_tf.configs.expand_argv`, which turns `--config=NAME` into the
+    recipe's flags.
+
+    Args:
+        expand: a function from the command line to the command line absl parses.
+        argv: the command line (default: `sys.argv`).
+
+    Example:
+
+    >>> argv_or_exit(lambda argv: argv + ["--verbosity=0"], ["tool"])
+    ['tool', '--verbosity=0']
+    """
+    try:
+        return expand(sys.argv if argv is None else argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
+
+
 def verbose():
     """Whether the user asked for log messages with absl's --verbosity."""
     return flags.FLAGS["verbosity"].present and flags.FLAGS.verbosity >= 0
