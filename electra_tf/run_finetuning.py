@@ -35,11 +35,9 @@ import sys  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
+from electra_tf import configs  # noqa: E402
 from electra_tf.finetuning import config as finetuning_config  # noqa: E402
-from electra_tf.finetuning import (
-    sources,  # noqa: E402
-    tasks,  # noqa: E402
-)
+from electra_tf.finetuning import sources, tasks  # noqa: E402
 from electra_tf.finetuning.qa import config as qa_config  # noqa: E402
 from electra_tf.finetuning.tagging import conll  # noqa: E402
 from electra_tf.modeling import config as config_lib  # noqa: E402
@@ -69,6 +67,10 @@ def define_flags():
     with cli.flag_group("Model"):
         _define_model_flags()
     with cli.flag_group("Recipe"):
+        if "config" not in FLAGS:  # run_pretraining's flags, defined in the same process, have it already
+            flags.DEFINE_string("config", None, "A recipe shipped with the package, by name (demo_finetune: make "
+                                                "demo's). Flags after it override it; --flagfile=PATH takes your own. "
+                                                "Default: none.")
         for field in FINETUNING_FIELDS:
             if field.name not in DATA_FIELDS:
                 run_flags.define_field(field, field.default, finetuning_config.FIELD_HELP[field.name])
@@ -264,4 +266,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(cli.run(main))
+    app.run(cli.run(main), argv=cli.argv_or_exit(configs.expand_argv))

@@ -70,3 +70,22 @@ def test_helpfull_shows_the_tools_and_absls_flags_only_without_loading_tensorflo
         assert [s for s in sections if s not in absl_sections and s != "flags"] == groups
         for group, flag in zip(groups, ("--label_column", "--init_checkpoint", "--learning_rate", "--output_dir")):
             assert out.index(f"\n{group}:\n") < out.index(f"  {flag}:") < out.index("\nabsl.app:\n"), flag
+
+
+
+@pytest.mark.parametrize("tool,recipe,flag,value", [
+    ("electra_tf.run_pretraining", "demo", "max_seq_length", "64"),
+    ("electra_tf.run_finetuning", "demo_finetune", "learning_rate", "0.0003"),
+])
+def test_training_tools_take_shipped_recipes_by_name_from_any_directory(tool, recipe, flag, value, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", tool, *args], capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path, env={**CLI_ENV, "PYTHONPATH": ROOT})
+
+    # --helpxml shows each flag's value once the command line is parsed: the recipe's, from outside the repository.
+    xml = run(f"--config={recipe}", "--helpxml").stdout
+    current = xml[xml.index(f"<name>{flag}</name>"):].split("</flag>")[0]
+    assert f"<current>{value}</current>" in current
+    unknown = run("--config=no_such_recipe")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: unknown --config 'no_such_recipe'")
+    assert unknown.stderr.count("\n") == 1
