@@ -362,7 +362,8 @@ def test_the_selected_trial_is_converted(classifier_run, tmp_path):
         run(Options(model_dir=trials, checkpoint=os.path.join(trials, "checkpoints", "best-9"),
                     to_hf=str(tmp_path / "hf")))
     os.makedirs(os.path.join(trials, "trial_2"))
-    shutil.move(os.path.join(trials, "checkpoints"), os.path.join(trials, "trial_2", "checkpoints"))
+    for name in ("checkpoints", "trial_state.json"):
+        shutil.move(os.path.join(trials, name), os.path.join(trials, "trial_2", name))
     with open(os.path.join(trials, "eval_results.json"), "w") as f:
         json.dump({**results, "predictions_from_trial": 2}, f)
     lines = run(Options(model_dir=trials, to_hf=str(tmp_path / "hf")))

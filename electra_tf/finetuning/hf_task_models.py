@@ -103,8 +103,7 @@ def check_convertible(record, family, run_dir):
 
 def _selected_checkpoint(run_dir, record):
     """The checkpoint of the model the run selected (the best epoch; of the best trial when there were several)."""
-    import tensorflow as tf
-
+    from electra_tf.finetuning import resume
     from electra_tf.finetuning.config import RESULTS_FILE
 
     directory = run_dir
@@ -117,11 +116,15 @@ def _selected_checkpoint(run_dir, record):
             raise UserError(f"{path} does not say which trial was selected (did the run finish?); give "
                             f"--checkpoint={run_dir}/trial_<k>/checkpoints/best-<epoch>") from None
         directory = os.path.join(run_dir, f"trial_{trial}")
-    checkpoint = tf.train.latest_checkpoint(os.path.join(directory, "checkpoints"))
-    if not checkpoint:
-        raise UserError(f"no checkpoint in {directory}/checkpoints; the run saved none (it ends each epoch with one): "
-                        "let it finish an epoch, or give --checkpoint")
-    return checkpoint
+    try:  # read, not load_trial: converting must not tidy the run's directory
+        with open(os.path.join(directory, resume.TRIAL_STATE), encoding="utf-8") as f:
+            best = json.load(f).get("best_checkpoint")
+    except (OSError, ValueError):
+        best = None
+    if not best:
+        raise UserError(f"no checkpoint in {directory}/checkpoints; the run saved none (it keeps its best epoch's "
+                        "weights once an epoch is done): let it finish an epoch, or give --checkpoint")
+    return os.path.join(directory, best)
 
 
 def _build(record, family, vocab_file):

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from electra_tf.finetuning import metrics as metrics_lib
-from electra_tf.finetuning import resume
+from electra_tf.finetuning import resume, sources
 from electra_tf.finetuning.base import with_finetuning_settings
 from electra_tf.finetuning.classifier import ElectraClassifier
 from electra_tf.finetuning.config import MARKER, RESULTS_FILE
@@ -84,7 +84,8 @@ def _check_architecture(options, config, path):
 def resolve_model(options, finetuning):
     """The ModelSource the flags describe; every disagreement is a UserError, before anything is written."""
     if options.init_checkpoint:
-        pretrained = options.pretrained  # electra_tf.finetuning.sources.resolve(options.init_checkpoint)
+        # run_finetuning resolves it before the data is read; a caller in Python may leave that to here.
+        pretrained = options.pretrained or sources.resolve(options.init_checkpoint, options.lowercase)
         _check_architecture(options, pretrained.config, options.init_checkpoint)
         if options.vocab_file and file_sha256(options.vocab_file) != file_sha256(pretrained.vocab_file):
             raise UserError(f"--vocab_file {options.vocab_file} is not the vocabulary of {options.init_checkpoint} "
