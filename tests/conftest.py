@@ -9,6 +9,9 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI_ENV = dict(os.environ)
+# The time limit of every subprocess a test starts: it catches a hang, it does not measure speed. On a
+# 2-core machine shared with other jobs (load average 5-15) a tiny run's few seconds become minutes.
+SUBPROCESS_TIMEOUT = 900
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -43,7 +46,7 @@ def random_batch(config, batch_size, seed=0, min_len=None):
     return {"input_ids": ids, "input_mask": mask, "segment_ids": segments}
 
 
-def run_module(module, *args, timeout=300, check=True, env=None):
+def run_module(module, *args, timeout=SUBPROCESS_TIMEOUT, check=True, env=None):
     """Runs `python -m module args` from the repository root, as a user would."""
     result = subprocess.run([sys.executable, "-m", module, *map(str, args)], env=env or CLI_ENV, cwd=ROOT,
                             capture_output=True, text=True, timeout=timeout)

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+from conftest import SUBPROCESS_TIMEOUT
+
 TOOL = textwrap.dedent("""
     from absl import app, flags
     from electra_tf.utils import cli
@@ -21,7 +23,8 @@ TOOL = textwrap.dedent("""
 def _run(tmp_path, *args):
     script = tmp_path / "tool.py"
     script.write_text(TOOL)
-    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT)
 
 
 def test_helpfull_lists_each_group_under_its_title_before_absl(tmp_path):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops the exported serve_text uses)
-from conftest import CLI_ENV, ROOT, checkpoint_steps, error_lines, summary_scalars, summary_steps
+from conftest import CLI_ENV, ROOT, SUBPROCESS_TIMEOUT, checkpoint_steps, error_lines, summary_scalars, summary_steps
 from conftest import pretraining_flags as _flags
 from conftest import run_module as _run
 
@@ -65,7 +65,8 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
                   "seq": list(raw["sequence_output"].shape), "p_raw": raw["rtd_probabilities"].numpy()[0].tolist()}))
 """
     result = subprocess.run([sys.executable, "-c", probe, str(export_dir)], capture_output=True, text=True,
-                            timeout=120, cwd=str(tmp_path), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                            timeout=SUBPROCESS_TIMEOUT, cwd=str(tmp_path),
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["electra_tf_imported"] is False
@@ -129,7 +130,7 @@ def test_non_finite_loss_stops_without_touching_the_last_good_checkpoint(data_di
     model_dir = tmp_path / "run"
     result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "nan_run.py"), "15",
                              *_flags(data_dir, model_dir, 40)], env=CLI_ENV, cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+                            timeout=SUBPROCESS_TIMEOUT)
     assert result.returncode == 3
     assert "non-finite loss at step" in result.stderr and "ckpt-10" in result.stderr
     assert len(error_lines(result.stderr)) == 1
