@@ -16,6 +16,10 @@ CLI_ENV = dict(os.environ)
 # that the tools are quiet; with CLI_ENV's level 2, TensorFlow's own error-level notices would show.
 USER_ENV = {k: v for k, v in CLI_ENV.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
+# The time limit of every subprocess a test starts: it catches a hang, it does not measure speed. On a
+# 2-core machine shared with other jobs (load average 5-15) a tiny run's few seconds become minutes.
+SUBPROCESS_TIMEOUT = 900
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -49,7 +53,7 @@ def random_batch(config, batch_size, seed=0, min_len=None):
     return {"input_ids": ids, "input_mask": mask, "segment_ids": segments}
 
 
-def run_module(module, *args, timeout=300, check=True, env=None):
+def run_module(module, *args, timeout=SUBPROCESS_TIMEOUT, check=True, env=None):
     """Runs `python -m module args` from the repository root, as a user would."""
     result = subprocess.run([sys.executable, "-m", module, *map(str, args)], env=env or CLI_ENV, cwd=ROOT,
                             capture_output=True, text=True, timeout=timeout)
@@ -164,7 +168,7 @@ class Run:
     def stdout(self):
         return self.stdout_path.read_text()
 
-    def wait_for(self, pattern, timeout=300, poll=0.05):
+    def wait_for(self, pattern, timeout=SUBPROCESS_TIMEOUT, poll=0.05):
         """Waits until stdout matches `pattern` (a regex); fails if the process ends first."""
         deadline = time.time() + timeout
         while not re.search(pattern, self.stdout(), re.M):
@@ -184,7 +188,7 @@ class Run:
             assert self.process.poll() is None, self.stdout()
             time.sleep(0.05)
 
-    def finish(self, timeout=300):
+    def finish(self, timeout=SUBPROCESS_TIMEOUT):
         try:
             self.process.wait(timeout=timeout)
         finally:

@@ -5,7 +5,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import CLI_ENV, ROOT
+from conftest import CLI_ENV, ROOT, SUBPROCESS_TIMEOUT
 
 TOOL = textwrap.dedent("""
     from absl import app, flags
@@ -24,7 +24,8 @@ TOOL = textwrap.dedent("""
 def _run(tmp_path, *args):
     script = tmp_path / "tool.py"
     script.write_text(TOOL)
-    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT)
 
 
 def test_helpfull_lists_each_group_under_its_title_before_absl(tmp_path):
@@ -54,8 +55,8 @@ TOOLS = ["electra_tf.run_finetuning", "electra_tf.export", "electra_tf.convert_c
 
 @pytest.mark.parametrize("tool", TOOLS)
 def test_helpfull_shows_the_tools_and_absls_flags_only_without_loading_tensorflow(tool):
-    result = subprocess.run([sys.executable, "-c", HELPFULL, tool], capture_output=True, text=True, timeout=120,
-                            cwd=ROOT, env=CLI_ENV)
+    result = subprocess.run([sys.executable, "-c", HELPFULL, tool], capture_output=True, text=True,
+                            timeout=SUBPROCESS_TIMEOUT, cwd=ROOT, env=CLI_ENV)
     assert result.stderr.strip().splitlines()[-1] == "tensorflow loaded: False", result.stderr[-2000:]
     out = result.stdout
     sections = [line[:-1] for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
@@ -79,8 +80,8 @@ def test_helpfull_shows_the_tools_and_absls_flags_only_without_loading_tensorflo
 ])
 def test_training_tools_take_shipped_recipes_by_name_from_any_directory(tool, recipe, flag, value, tmp_path):
     def run(*args):
-        return subprocess.run([sys.executable, "-m", tool, *args], capture_output=True, text=True, timeout=120,
-                              cwd=tmp_path, env={**CLI_ENV, "PYTHONPATH": ROOT})
+        return subprocess.run([sys.executable, "-m", tool, *args], capture_output=True, text=True,
+                              timeout=SUBPROCESS_TIMEOUT, cwd=tmp_path, env={**CLI_ENV, "PYTHONPATH": ROOT})
 
     # --helpxml shows each flag's value once the command line is parsed: the recipe's, from outside the repository.
     xml = run(f"--config={recipe}", "--helpxml").stdout

@@ -7,6 +7,8 @@ import string
 import subprocess
 import sys
 
+from conftest import SUBPROCESS_TIMEOUT
+
 from data_prep import export_corpus
 from electra_tf.text.vocab import RESERVED_TOKENS
 
@@ -37,7 +39,7 @@ def run_cli(module, *args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, "-m", module, *map(str, args)],
                           cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=SUBPROCESS_TIMEOUT)
 
 
 def packing_config(vocab, max_seq_length=128, across=False, seed=0, splitting="auto"):

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CLI_ENV, ROOT
+from conftest import CLI_ENV, ROOT, SUBPROCESS_TIMEOUT
 
 
 def _free_ports(n):
@@ -28,7 +28,7 @@ def _worker_envs(ports):
             for i in range(len(ports))]
 
 
-def _run_workers(commands, envs, timeout=300):
+def _run_workers(commands, envs, timeout=SUBPROCESS_TIMEOUT):
     """Starts one process per worker, waits for all, and always reaps them."""
     processes = [subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for cmd, env in zip(commands, envs)]
@@ -81,7 +81,7 @@ def test_run_pretraining_on_real_data_matches_across_topologies(pretraining_data
             for name, extra in setups.items()]
     try:
         for run in runs:
-            _, err = run.communicate(timeout=300)
+            _, err = run.communicate(timeout=SUBPROCESS_TIMEOUT)
             assert run.returncode == 0, err[-3000:]
     finally:
         for run in runs:

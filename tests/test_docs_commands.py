@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SUBPROCESS_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = ["README.md", "BUILD.md", *sorted(glob.glob("docs/**/*.md", root_dir=ROOT, recursive=True))]
@@ -58,7 +59,7 @@ def commands(markdown):
 def tool_flags(module):
     """The flags `python -m module` defines, or None if there is no such tool."""
     result = subprocess.run([sys.executable, "-m", module, "--helpxml"], capture_output=True, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": ROOT}, timeout=600)
+                            env={**os.environ, "PYTHONPATH": ROOT}, timeout=SUBPROCESS_TIMEOUT)
     names = re.findall(r"<name>(\w+)</name>", result.stdout)
     return set(names) | SPECIAL_FLAGS if names else None
 

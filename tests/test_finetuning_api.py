@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT
+from conftest import ROOT, SUBPROCESS_TIMEOUT
 
 from electra_tf import ElectraClassifier, ElectraQuestionAnswerer, ElectraTagger, QAConfig
 from electra_tf.finetuning.base import FinetuningModel
@@ -156,7 +156,8 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules, "outputs":
 def _serve(export_dir, inputs, cwd):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", PROBE, str(export_dir), json.dumps(inputs)], capture_output=True,
-                            text=True, timeout=300, cwd=str(cwd), env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                            text=True, timeout=SUBPROCESS_TIMEOUT, cwd=str(cwd),
+                            env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import FINETUNING_WORDS
+from conftest import FINETUNING_WORDS, SUBPROCESS_TIMEOUT
 from test_optimization import _adam_reference
 
 from electra_tf import ElectraAdamW
@@ -194,7 +194,7 @@ def test_classifier_fits_and_predicts_raw_strings(finetuning_model_dir):
 def test_mirrored_fine_tuning_updates_like_one_device(finetuning_model_dir):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "finetune_replicas_run.py")
     result = subprocess.run([sys.executable, script, finetuning_model_dir], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=SUBPROCESS_TIMEOUT)
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     # The gradient (norm ~100) is clipped to 1 on both: clipping each replica's share differed by 3.5e-3.

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import assert_finetuned_card, error_lines, run_module
+from conftest import SUBPROCESS_TIMEOUT, assert_finetuned_card, error_lines, run_module
 
 from electra_tf.finetuning.qa import squad_metrics
 from electra_tf.finetuning.qa.postprocess import final_text
@@ -180,7 +180,7 @@ def test_squad_v2_end_to_end_through_the_command_line(finetuning_model_dir, tmp_
     questions = [q for q, _ in QUESTIONS] + ["who sat ?"]
     contexts = [CONTEXT] * len(QUESTIONS) + ["the cat sat"]
     probe = subprocess.run([sys.executable, "-c", PROBE, str(out / "export"), json.dumps([questions, contexts])],
-                           capture_output=True, text=True, timeout=180, cwd=str(tmp_path),
+                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=str(tmp_path),
                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert probe.returncode == 0, probe.stderr[-2000:]
     served = json.loads(probe.stdout.strip().splitlines()[-1])

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import USER_ENV, Run, catches_sigterm, run_module, summary_scalars
+from conftest import SUBPROCESS_TIMEOUT, USER_ENV, Run, catches_sigterm, run_module, summary_scalars
 from test_run_finetuning import BAD, GOOD
 
 STEPS_PER_EPOCH = 38  # 1,200 examples in batches of 32
@@ -97,13 +97,13 @@ def test_sigterm_at_start_mid_epoch_and_during_the_export_each_exit_0_and_the_ru
 
     # At start: the handler is there before TensorFlow loads.
     run = Run(tmp_path, *flags, module="electra_tf.run_finetuning")
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT
     while not catches_sigterm(run.process.pid) and time.monotonic() < deadline and run.process.poll() is None:
         time.sleep(0.005)
     with open(f"/proc/{run.process.pid}/maps") as f:
         assert "libtensorflow" not in f.read()
     run.process.send_signal(signal.SIGTERM)
-    code, stdout, stderr = run.finish(timeout=60)
+    code, stdout, stderr = run.finish()
     assert code == 0, stderr[-2000:]
     assert stdout.strip() == ("stopped by SIGTERM before training started; nothing needed saving. "
                               "Re-run the same command to continue.")
@@ -126,7 +126,7 @@ def test_sigterm_at_start_mid_epoch_and_during_the_export_each_exit_0_and_the_ru
 
     # During the export; the re-run continues trial 2 (trial 1 is not trained again).
     run = Run(tmp_path, *flags, module="electra_tf.run_finetuning")
-    deadline = time.time() + 300
+    deadline = time.time() + SUBPROCESS_TIMEOUT
     while not glob.glob(f"{out}/.export.tmp-*"):
         assert run.process.poll() is None and time.time() < deadline, run.stdout()[-3000:]
         time.sleep(0.005)

@@ -7,7 +7,7 @@ import sys
 
 import keras
 import pytest
-from conftest import assert_finetuned_card, error_lines, run_module
+from conftest import SUBPROCESS_TIMEOUT, assert_finetuned_card, error_lines, run_module
 
 from electra_tf.finetuning.tagging import conll
 from electra_tf.finetuning.tagging.metrics import entity_scores, token_accuracy
@@ -155,7 +155,7 @@ def test_chunk_end_to_end_through_the_command_line(finetuning_model_dir, tmp_pat
     assert predicted[-1] == "-" and all(t == "O" or t[:2] in ("B-", "I-") for t in predicted[:-1])  # IOB2 out
 
     probe = subprocess.run([sys.executable, "-c", PROBE, str(out / "export"), json.dumps([long[0], "he left"])],
-                           capture_output=True, text=True, timeout=180, cwd=str(tmp_path),
+                           capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=str(tmp_path),
                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert probe.returncode == 0, probe.stderr[-2000:]
     served = json.loads(probe.stdout.strip().splitlines()[-1])

@@ -13,14 +13,15 @@ import subprocess
 import sys
 
 import pytest
-from conftest import CLI_ENV, ROOT, summary_scalars
+from conftest import CLI_ENV, ROOT, SUBPROCESS_TIMEOUT, summary_scalars
 
 STEPS = 20
 
 
 def _run(cwd, module, *args):
     result = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=600, env={**CLI_ENV, "PYTHONPATH": ROOT}, preexec_fn=lambda: os.umask(0o022))
+                            timeout=SUBPROCESS_TIMEOUT, env={**CLI_ENV, "PYTHONPATH": ROOT},
+                            preexec_fn=lambda: os.umask(0o022))
     assert result.returncode == 0, f"{module}:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SUBPROCESS_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINT_IMPORTS = os.path.join(os.path.dirname(sys.executable), "lint-imports")
@@ -20,7 +21,8 @@ def _copy(tmp_path):
 
 def _lint(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    return subprocess.run([LINT_IMPORTS], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([LINT_IMPORTS], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=SUBPROCESS_TIMEOUT)
 
 
 @pytest.mark.parametrize("module,line,broken", [

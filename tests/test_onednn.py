@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SUBPROCESS_TIMEOUT
 
 TOOL_START = """
 from absl import flags
@@ -30,7 +31,8 @@ print(changed)
 
 
 def _python(code, env):
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                            timeout=SUBPROCESS_TIMEOUT)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip().splitlines()[-1]
 

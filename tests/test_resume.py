@@ -15,7 +15,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops the exported serve_text uses)
-from conftest import Run, catches_sigterm, checkpoint_steps, error_lines, pretraining_flags, run_module, summary_steps
+from conftest import (
+    SUBPROCESS_TIMEOUT,
+    Run,
+    catches_sigterm,
+    checkpoint_steps,
+    error_lines,
+    pretraining_flags,
+    run_module,
+    summary_steps,
+)
 
 from electra_tf.training import run_state
 
@@ -209,13 +218,13 @@ def test_sigterm_in_the_first_second_exits_0(data_dir, tmp_path):
     # The signal goes the moment the handler exists: what remains before it is the interpreter's own
     # start-up, which no Python code can shorten (and which a loaded machine may stretch past 0.5 s).
     run = Run(tmp_path, *pretraining_flags(data_dir, tmp_path / "run", 10))
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + SUBPROCESS_TIMEOUT
     while not catches_sigterm(run.process.pid) and time.monotonic() < deadline and run.process.poll() is None:
         time.sleep(0.005)
     with open(f"/proc/{run.process.pid}/maps") as f:
         assert "libtensorflow" not in f.read()  # installed before the seconds TensorFlow takes to load
     run.process.send_signal(signal.SIGTERM)
-    code, stdout, stderr = run.finish(timeout=60)
+    code, stdout, stderr = run.finish()
     assert code == 0, stderr[-2000:]
     assert stdout.strip() == ("stopped by SIGTERM before training started; nothing needed saving. "
                               "Re-run the same command to continue.")
@@ -229,7 +238,7 @@ def test_sigterm_stops_inside_a_long_loop_with_a_checkpoint(data_dir, reference,
     run.wait_for(r"^built the training loop")
     run.wait_for_cpu(3.0)
     run.process.send_signal(signal.SIGTERM)
-    code, stdout, stderr = run.finish(timeout=120)
+    code, stdout, stderr = run.finish()
     assert code == 0, stderr[-2000:]
     step = int(re.search(r"stopped by SIGTERM at step (\d+); checkpoint written", stdout).group(1))
     assert 30 < step < 100_000
@@ -245,7 +254,7 @@ def test_sigterm_during_the_export_keeps_the_previous_export(data_dir, reference
     before = (export / "saved_model.pb").read_bytes()
     # The run is finished, so re-running it only exports again.
     run = Run(tmp_path, *pretraining_flags(data_dir, model_dir, 30))
-    deadline = time.time() + 300
+    deadline = time.time() + SUBPROCESS_TIMEOUT
     while not glob.glob(f"{model_dir}/export/.discriminator.tmp-*"):
         assert run.process.poll() is None and time.time() < deadline, run.stdout()
         time.sleep(0.01)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import tensorflow as tf
-from conftest import USER_ENV, assert_finetuned_card, run_module
+from conftest import SUBPROCESS_TIMEOUT, USER_ENV, assert_finetuned_card, run_module
 from test_finetuning_data import write_glue
 
 from electra_tf.finetuning.tasks import glue_labels
@@ -65,7 +65,8 @@ print(json.dumps({"electra_tf_imported": "electra_tf" in sys.modules,
 
 def _probe(export_dir, texts, cwd):
     result = subprocess.run([sys.executable, "-c", PROBE, str(export_dir), json.dumps(texts)], capture_output=True,
-                            text=True, timeout=180, cwd=str(cwd), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                            text=True, timeout=SUBPROCESS_TIMEOUT, cwd=str(cwd),
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

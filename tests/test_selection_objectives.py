@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the ops of the exports' serve_text)
-from conftest import CLI_ENV, ROOT, random_batch, run_module
+from conftest import CLI_ENV, ROOT, SUBPROCESS_TIMEOUT, random_batch, run_module
 
 from electra_tf import ElectraConfig, ElectraPretrainer, OptimizerConfig, create_optimizer
 from electra_tf.pretraining.objectives.mc_bert import ORIGINAL, REJECT
@@ -330,7 +330,7 @@ def test_trains_through_the_command_line_alike_on_one_device_and_two_replicas(na
                                 env=CLI_ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         result = run_module("electra_tf.run_pretraining", *flags, f"--model_dir={one}")
-        out, err = mirrored.communicate(timeout=300)
+        out, err = mirrored.communicate(timeout=SUBPROCESS_TIMEOUT)
     finally:
         mirrored.kill()
         mirrored.wait()
