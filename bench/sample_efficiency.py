@@ -719,33 +719,45 @@ def difference(diff, low, high):
     return f"{100 * diff:+.1f}" + ("" if math.isnan(low) else f" [{100 * low:+.1f}, {100 * high:+.1f}]")
 
 
-def write_plot(results, path):
+def plot_accuracy(path, series, floor, few_labels, x_label):
+    """Rotten Tomatoes test accuracy in three panels (probe, few labels, all labels) against a log x.
+
+    Args:
+        series: [(label, colour, line style, [(x, evaluated record), ...])]; error bars: the sd over seeds.
+        floor: the no-pre-training record (a dashed line), or None.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True)
-    titles = {"probe": "linear probe", "few": f"fine-tuned, {results['recipe']['few_labels']} labels",
-              "full": "fine-tuned, all labels"}
+    titles = {"probe": "linear probe", "few": f"fine-tuned, {few_labels} labels", "full": "fine-tuned, all labels"}
     for axis, kind in zip(axes, EVALUATIONS):
-        for objective, colour in (("electra", "tab:blue"), ("mlm", "tab:orange")):
-            curve = [r for r in results["curve"] if r["arm"]["objective"] == objective]
-            x = [r["flops"] for r in curve]
-            y = [100 * scores(r, kind)[0] for r in curve]
-            error = [100 * scores(r, kind)[1] for r in curve]
-            axis.errorbar(x, y, yerr=error, marker="o", capsize=3, color=colour, label=objective)
-        baseline = 100 * scores(results["baseline"], kind)[0]
-        axis.axhline(baseline, color="grey", linestyle="--", label="no pre-training")
+        for label, colour, style, points in series:
+            if points:
+                x, records = zip(*sorted(points, key=lambda point: point[0]))
+                axis.errorbar(x, [100 * scores(r, kind)[0] for r in records],
+                              yerr=[100 * scores(r, kind)[1] for r in records], marker="o", capsize=3, color=colour,
+                              linestyle=style, label=label)
+        if floor:
+            axis.axhline(100 * scores(floor, kind)[0], color="grey", linestyle="--", label="no pre-training")
         axis.set_xscale("log")
         axis.set_title(titles[kind])
-        axis.set_xlabel("pre-training FLOPs")
+        axis.set_xlabel(x_label)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("Rotten Tomatoes test accuracy (%)")
     axes[0].legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def write_plot(results, path):
+    series = [(objective, colour, "-",
+               [(r["flops"], r) for r in results["curve"] if r["arm"]["objective"] == objective])
+              for objective, colour in (("electra", "tab:blue"), ("mlm", "tab:orange"))]
+    plot_accuracy(path, series, results["baseline"], results["recipe"]["few_labels"], "pre-training FLOPs")
 
 
 def report(results, command):
@@ -969,37 +981,14 @@ def low_resource_report(results, command, figures=None):
 
 
 def write_epochs_plot(results, path):
-    """Accuracy against epochs of pre-training: electra and mlm per corpus, the floor dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True)
-    titles = {"probe": "linear probe", "few": f"fine-tuned, {results['recipe']['few_labels']} labels",
-              "full": "fine-tuned, all labels"}
-    for axis, kind in zip(axes, EVALUATIONS):
-        for corpus, style in (("demo", "-"), ("in_domain", ":")):
-            for objective, colour in (("electra", "tab:blue"), ("mlm", "tab:orange")):
-                curve = sorted((r for r in results["accuracy"] if r["arm"]["objective"] == objective
-                                and r["arm"].get("corpus", "demo") == corpus), key=lambda r: r["epochs"])
-                if curve:
-                    axis.errorbar([r["epochs"] for r in curve], [100 * scores(r, kind)[0] for r in curve],
-                                  yerr=[100 * scores(r, kind)[1] for r in curve], marker="o", capsize=3,
-                                  color=colour, linestyle=style,
-                                  label=objective + ("" if corpus == "demo" else f", {corpus}"))
-        if results["baseline"]:
-            axis.axhline(100 * scores(results["baseline"], kind)[0], color="grey", linestyle="--",
-                         label="no pre-training")
-        axis.set_xscale("log")
-        axis.set_title(titles[kind])
-        axis.set_xlabel("epochs of the pre-training corpus")
-        axis.grid(alpha=0.3)
-    axes[0].set_ylabel("Rotten Tomatoes test accuracy (%)")
-    axes[0].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    """Accuracy against epochs of pre-training: electra and mlm per corpus (in_domain dotted), the floor."""
+    series = [(objective + ("" if corpus == "demo" else f", {corpus}"), colour, style,
+               [(r["epochs"], r) for r in results["accuracy"]
+                if r["arm"]["objective"] == objective and r["arm"].get("corpus", "demo") == corpus])
+              for corpus, style in (("demo", "-"), ("in_domain", ":"))
+              for objective, colour in (("electra", "tab:blue"), ("mlm", "tab:orange"))]
+    plot_accuracy(path, series, results["baseline"], results["recipe"]["few_labels"],
+                  "epochs of the pre-training corpus")
 
 
 def write_curves_plot(results, path):
