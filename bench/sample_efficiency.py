@@ -894,8 +894,8 @@ def low_resource_report(results, command, figures=None):
               if r["arm"]["objective"] == "mlm"}
     lines += [
         f"Accuracy against epochs of pre-training: electra and mlm at equal FLOPs, budgets in electra steps, "
-        f"the study's recipe (lr {results['rates']['electra']:g} and {results['rates']['mlm']:g}, warmup "
-        f"{recipe['warmup_fraction']:g}, batch {recipe['batch_size']}); Rotten Tomatoes test accuracy, "
+        f"the study's recipe (lr {results['rates']['electra']:g} for electra, {results['rates']['mlm']:g} for "
+        f"mlm, warmup {recipe['warmup_fraction']:g}, batch {recipe['batch_size']}); Rotten Tomatoes test accuracy, "
         "fine-tuning's as mean ± sd over the seeds (5 unless the run lowered it), in brackets the "
         "difference from mlm at the same budget and corpus with its 95% interval (paired by seed; the "
         "probe: a paired bootstrap over reviews). `in_domain`: pre-trained on the demo corpus and the "
