@@ -723,7 +723,8 @@ def plot_accuracy(path, series, floor, few_labels, x_label):
     """Rotten Tomatoes test accuracy in three panels (probe, few labels, all labels) against a log x.
 
     Args:
-        series: [(label, colour, line style, [(x, evaluated record), ...])]; error bars: the sd over seeds.
+        series: [(label, colour, line style, marker, [(x, evaluated record), ...])]; error bars: the sd
+            over seeds.
         floor: the no-pre-training record (a dashed line), or None.
     """
     import matplotlib
@@ -734,11 +735,11 @@ def plot_accuracy(path, series, floor, few_labels, x_label):
     figure, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True)
     titles = {"probe": "linear probe", "few": f"fine-tuned, {few_labels} labels", "full": "fine-tuned, all labels"}
     for axis, kind in zip(axes, EVALUATIONS):
-        for label, colour, style, points in series:
+        for label, colour, style, marker, points in series:
             if points:
                 x, records = zip(*sorted(points, key=lambda point: point[0]))
                 axis.errorbar(x, [100 * scores(r, kind)[0] for r in records],
-                              yerr=[100 * scores(r, kind)[1] for r in records], marker="o", capsize=3, color=colour,
+                              yerr=[100 * scores(r, kind)[1] for r in records], marker=marker, capsize=3, color=colour,
                               linestyle=style, label=label)
         if floor:
             axis.axhline(100 * scores(floor, kind)[0], color="grey", linestyle="--", label="no pre-training")
@@ -754,7 +755,7 @@ def plot_accuracy(path, series, floor, few_labels, x_label):
 
 
 def write_plot(results, path):
-    series = [(objective, colour, "-",
+    series = [(objective, colour, "-", "o",
                [(r["flops"], r) for r in results["curve"] if r["arm"]["objective"] == objective])
               for objective, colour in (("electra", "tab:blue"), ("mlm", "tab:orange"))]
     plot_accuracy(path, series, results["baseline"], results["recipe"]["few_labels"], "pre-training FLOPs")
@@ -829,7 +830,7 @@ def wilson_interval(successes, trials):
     z, p = 1.959964, successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)  # rounding would show 0 as -0.0
 
 
 def auc_interval(auc, positives, negatives):
@@ -981,11 +982,12 @@ def low_resource_report(results, command, figures=None):
 
 
 def write_epochs_plot(results, path):
-    """Accuracy against epochs of pre-training: electra and mlm per corpus (in_domain dotted), the floor."""
-    series = [(objective + ("" if corpus == "demo" else f", {corpus}"), colour, style,
+    """Accuracy against epochs of pre-training: electra and mlm per corpus (in_domain dotted, squares), the
+    floor."""
+    series = [(objective + ("" if corpus == "demo" else f", {corpus}"), colour, style, marker,
                [(r["epochs"], r) for r in results["accuracy"]
                 if r["arm"]["objective"] == objective and r["arm"].get("corpus", "demo") == corpus])
-              for corpus, style in (("demo", "-"), ("in_domain", ":"))
+              for corpus, style, marker in (("demo", "-", "o"), ("in_domain", ":", "s"))
               for objective, colour in (("electra", "tab:blue"), ("mlm", "tab:orange"))]
     plot_accuracy(path, series, results["baseline"], results["recipe"]["few_labels"],
                   "epochs of the pre-training corpus")
