@@ -228,7 +228,7 @@ def test_presets_round_trip_with_identical_predictions(trained, models, tmp_path
         ElectraClassifier.from_preset(str(tmp_path / "tagger"))
     with pytest.raises(UserError, match="is not a preset of an electra-tf fine-tuned model; .* use "
                                         "ElectraClassifier.from_pretrained"):
-        ElectraClassifier.from_preset(os.path.join(ROOT, "configs"))
+        ElectraClassifier.from_preset(os.path.join(ROOT, "electra_tf", "configs"))
     with pytest.raises(UserError, match="exists and is not a preset"):
         trained.save_to_preset(os.path.join(tmp_path, "tagger", "assets"))
 
