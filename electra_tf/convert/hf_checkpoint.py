@@ -209,7 +209,7 @@ def _encoder_key(key, model_type):
     return "electra." + rest.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
 
 
-def read_encoder(directory):
+def read_encoder(directory, weights=None):
     """The embeddings and encoder of a Hugging Face ELECTRA discriminator or BERT directory.
 
     Heads (ELECTRA's detector, BERT's pooler and pre-training heads, a task
@@ -217,6 +217,7 @@ def read_encoder(directory):
 
     Args:
         directory: holds config.json (model_type electra or bert) and model.safetensors or pytorch_model.bin.
+        weights: its weights as `read_weights` returns them, when the caller has read them already.
 
     Returns:
         (ElectraConfig fields, {original name: float32 array} of the discriminator's embeddings and
@@ -252,7 +253,7 @@ def read_encoder(directory):
                 **layout.encoder_shapes(layout.DISCRIMINATOR_SCOPE, dims)}
     by_key = {hf_key(name): name for name in expected}
     tensors, dropped = {}, set()
-    for key, value in read_weights(directory).items():
+    for key, value in (read_weights(directory) if weights is None else weights).items():
         ours = _encoder_key(key, model_type)
         if ours is None:
             dropped.add(key.removeprefix(f"{model_type}.").split(".")[0])
@@ -339,13 +340,24 @@ def write_tokenizer(directory, vocab_file, lowercase, max_length):
             json.dump(value, f, indent=2)
 
 
-def read_lowercase(directory):
-    """`do_lower_case` from a HF tokenizer_config.json, or None when it does not say."""
+def _tokenizer_setting(directory, key):
+    """A setting of a HF tokenizer_config.json, or None when it does not say."""
     path = os.path.join(directory, "tokenizer_config.json")
     try:
         with open(path, encoding="utf-8") as f:
             settings = json.load(f)
     except (OSError, ValueError):
         return None
-    value = settings.get("do_lower_case") if isinstance(settings, dict) else None
+    return settings.get(key) if isinstance(settings, dict) else None
+
+
+def read_lowercase(directory):
+    """`do_lower_case` from a HF tokenizer_config.json, or None when it does not say."""
+    value = _tokenizer_setting(directory, "do_lower_case")
     return value if isinstance(value, bool) else None
+
+
+def read_max_length(directory):
+    """`model_max_length` from a HF tokenizer_config.json (the length its tokenizer truncates to), or None."""
+    value = _tokenizer_setting(directory, "model_max_length")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
