@@ -1,8 +1,9 @@
 """transformers task models in: tiny random transformers models (random heads, a tiny vocabulary) made here.
 
 ElectraForSequenceClassification (named labels, and a regression), ElectraForTokenClassification and
-ElectraForQuestionAnswering, and BERT's token classifier and question answerer, read by from_pretrained with
-their heads: logits within 1e-4 of torch's on the same inputs, label names in id order. Then the SavedModels
+ElectraForQuestionAnswering, saved as transformers 5 saves them (the tokenizer as tokenizer.json alone), and
+BERT's token classifier and question answerer (with a vocab.txt), read by from_pretrained with their heads:
+logits within 1e-4 of torch's on the same inputs, label names in id order. Then the SavedModels
 `python -m electra_tf.export` writes for them, served in a fresh process that imports only tensorflow and
 tensorflow_text, against transformers' pipelines; run_finetuning continuing a transformers classifier; and the
 one-line errors of the heads that do not come in.
@@ -66,15 +67,21 @@ def _vocab_size(vocab_file):
 
 
 def _save(model, directory, vocab_file):
-    """save_pretrained with a random head (wider than transformers' init, so the logits differ), and its tokenizer."""
+    """save_pretrained with a random head (wider than transformers' init, so the logits differ), and its tokenizer.
+
+    transformers 5 saves the tokenizer as tokenizer.json only; the BERT directories also get the vocab.txt that
+    directories saved by earlier releases hold.
+    """
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if name.startswith(("classifier", "qa_outputs")):
                 parameter.normal_(0.0, 0.5)
     model.eval().save_pretrained(directory)
     BertTokenizer(vocab=vocab_file, do_lower_case=True).save_pretrained(directory)
-    with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
-        f.write(open(vocab_file, encoding="utf-8").read())
+    assert not os.path.exists(os.path.join(directory, "vocab.txt"))
+    if model.config.model_type == "bert":
+        with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write(open(vocab_file, encoding="utf-8").read())
     return model, str(directory)
 
 

@@ -12,10 +12,12 @@ save theirs without the prefix. `read_encoder` reads the embeddings and
 encoder of either, for fine-tuning.
 """
 
+import atexit
 import json
 import os
 import re
 import shutil
+import tempfile
 
 import numpy as np
 
@@ -28,6 +30,7 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 SHARDED_WEIGHTS = "model.safetensors.index.json"
 PYTORCH_WEIGHTS = "pytorch_model.bin"
+TOKENIZER_JSON = "tokenizer.json"
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
 # A discriminator whose head is not ELECTRA's (teams, mc_bert) is written without it.
 HEADLESS = "ElectraModel"
@@ -351,10 +354,70 @@ def _tokenizer_setting(directory, key):
     return settings.get(key) if isinstance(settings, dict) else None
 
 
+def _tokenizer_json(directory):
+    """The JSON object of a HF directory's tokenizer.json ({} when there is none)."""
+    try:
+        with open(os.path.join(directory, TOKENIZER_JSON), encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def read_lowercase(directory):
-    """`do_lower_case` from a HF tokenizer_config.json, or None when it does not say."""
+    """`do_lower_case` from a HF tokenizer_config.json (else tokenizer.json's normalizer), or None when neither says."""
     value = _tokenizer_setting(directory, "do_lower_case")
+    if value is None:
+        normalizer = _tokenizer_json(directory).get("normalizer") or {}
+        value = normalizer.get("lowercase") if isinstance(normalizer, dict) else None
     return value if isinstance(value, bool) else None
+
+
+def vocabulary_file(directory):
+    """The WordPiece vocab.txt of a HF directory, or None when it has neither vocab.txt nor tokenizer.json.
+
+    transformers 5 saves a tokenizer as tokenizer.json alone: its WordPiece
+    vocabulary is written, in id order, to a vocab.txt in a temporary
+    directory that is removed when the process ends. A tokenizer.json of
+    another kind is a UserError.
+
+    Args:
+        directory: a Hugging Face model directory.
+
+    Example:
+
+    >>> directory = tempfile.mkdtemp()
+    >>> tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "film", "##s"]
+    >>> _ = open(os.path.join(directory, "tokenizer.json"), "w").write(json.dumps({"model": {
+    ...     "type": "WordPiece", "continuing_subword_prefix": "##", "vocab": {t: i for i, t in enumerate(tokens)}}}))
+    >>> open(vocabulary_file(directory)).read().split() == tokens
+    True
+    """
+    path = os.path.join(directory, "vocab.txt")
+    if os.path.exists(path):
+        return path
+    if not os.path.exists(os.path.join(directory, TOKENIZER_JSON)):
+        return None
+    model = _tokenizer_json(directory).get("model") or {}
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    if model.get("type") != "WordPiece" or model.get("continuing_subword_prefix", "##") != "##" or \
+            not isinstance(vocab, dict) or sorted(vocab.values()) != list(range(len(vocab))):
+        raise UserError(f"{os.path.join(directory, TOKENIZER_JSON)} is not a WordPiece tokenizer with '##' pieces and "
+                        "ids 0..n-1 (BERT's and ELECTRA's); put the model's vocab.txt beside it")
+    handle, written = tempfile.mkstemp(suffix="-vocab.txt", dir=_temporary_directory())
+    with os.fdopen(handle, "w", encoding="utf-8") as f:
+        f.write("".join(f"{token}\n" for token in sorted(vocab, key=vocab.get)))
+    return written
+
+
+_TEMPORARY = []
+
+
+def _temporary_directory():
+    if not _TEMPORARY:
+        _TEMPORARY.append(tempfile.mkdtemp(prefix="electra_tf_vocab_"))
+        atexit.register(shutil.rmtree, _TEMPORARY[0], ignore_errors=True)
+    return _TEMPORARY[0]
 
 
 def read_max_length(directory):

@@ -9,7 +9,8 @@
   SavedModel copied elsewhere is taken as lower-cased unless told otherwise;
 - `hugging_face`: a Hugging Face directory of an ELECTRA discriminator (`ElectraForPreTraining`,
   `ElectraModel`) or a BERT (`BertModel`, `BertForPreTraining`, ...): config.json, model.safetensors or
-  pytorch_model.bin, vocab.txt; converted on the fly (hf_checkpoint). A transformers task model
+  pytorch_model.bin, vocab.txt (or the tokenizer.json transformers 5 saves); converted on the fly
+  (hf_checkpoint). A transformers task model
   (`ElectraForSequenceClassification`, `ElectraForTokenClassification`, `ElectraForQuestionAnswering` and
   BERT's) comes with its head (`Source.head`, electra_tf.finetuning.hf_task_models), which
   `load_weights` gives the fine-tuning model of its task;
@@ -43,7 +44,8 @@ DESCRIPTIONS = {"model_dir": "the model_dir", "checkpoint": "the checkpoint", "e
                 "finetuned": "the fine-tuned preset"}
 ACCEPTED = ("a model_dir of run_pretraining or convert_checkpoint (run_config.json), a checkpoint in one "
             "(<model_dir>/checkpoints/ckpt-N), an export (<model_dir>/export/discriminator), a Hugging Face "
-            "ELECTRA or BERT directory (config.json, model.safetensors or pytorch_model.bin, vocab.txt) or a "
+            "ELECTRA or BERT directory (config.json, model.safetensors or pytorch_model.bin, vocab.txt or "
+            "tokenizer.json) or a "
             "keras-hub preset (config.json, model.weights.h5, assets/tokenizer/vocabulary.txt)")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -312,9 +314,9 @@ def _export_source(path, lowercase):
 def _imported_source(path, kind, fields, tensors, vocab_file, recorded, lowercase, notes):
     from electra_tf.convert import checkpoint_import
 
-    if not os.path.exists(vocab_file):
-        raise UserError(f"{path} has no {os.path.relpath(vocab_file, path)}; put the model's WordPiece vocabulary "
-                        "there (a tokenizer.json alone is not read)")
+    if vocab_file is None or not os.path.exists(vocab_file):
+        missing = "vocab.txt or tokenizer.json" if vocab_file is None else os.path.relpath(vocab_file, path)
+        raise UserError(f"{path} has no {missing}; put the model's WordPiece vocabulary there")
     lowercase = _lowercase(recorded, lowercase, path)
     imported = checkpoint_import.Imported(path, fields, None, tensors, vocab_file, lowercase, list(notes))
     config = checkpoint_import.make_config(imported)
@@ -324,7 +326,7 @@ def _imported_source(path, kind, fields, tensors, vocab_file, recorded, lowercas
 def _hugging_face_source(path, lowercase):
     weights = hf_checkpoint.read_weights(path)
     fields, tensors, notes = hf_checkpoint.read_encoder(path, weights)
-    source = _imported_source(path, "hugging_face", fields, tensors, os.path.join(path, "vocab.txt"),
+    source = _imported_source(path, "hugging_face", fields, tensors, hf_checkpoint.vocabulary_file(path),
                               hf_checkpoint.read_lowercase(path), lowercase, notes)
     head = task_head(path)
     if head is not None and head.unsupported is None:
