@@ -152,7 +152,7 @@ def _build(record, family, vocab_file):
 
         return ElectraClassifier(config, num_classes=len(record["labels"] or [None, None]),
                                  regression=record["labels"] is None, preprocessor=preprocessor,
-                                 classifier_head=record["hyperparameters"]["classifier_head"])
+                                 classifier_head=record["hyperparameters"]["classifier_head"], labels=record["labels"])
     if family == "tagging":
         from electra_tf.finetuning.tagging.tagger import ElectraTagger
 
