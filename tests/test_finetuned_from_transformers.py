@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
-from conftest import run_module
+from conftest import error_lines, run_module
 from transformers import (
     BertConfig,
     BertForQuestionAnswering,
@@ -152,6 +152,9 @@ def test_regression_comes_in_with_scale_one(models):
         logits = theirs(**_torch(features)).logits.numpy()
     np.testing.assert_allclose(scorer(features, training=False).numpy(), logits, atol=TOLERANCE, rtol=0)
     assert [r["score"] for r in scorer.classify(pairs)] == pytest.approx(logits[:, 0].tolist(), abs=TOLERANCE)
+    # run_finetuning continuing it on STS-B trains on scores / 5: the scale comes out of the output layer.
+    sources.resolve(directory).load_weights(scorer, label_scale=5.0)
+    np.testing.assert_allclose(scorer(features, training=False).numpy() * 5.0, logits, atol=5 * TOLERANCE, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["tagger", "bert_tagger"])
@@ -270,6 +273,9 @@ def test_heads_that_do_not_come_in_are_one_line_errors(models, tmp_path):
         "pass new_head=True to fine-tune its encoder under a new head")
     with pytest.raises(UserError, match=r"it cannot be served as it is: .* --init_checkpoint=.* --new_head\)$"):
         export_task_model(sources.task_head(bert), str(tmp_path / "bert"))
+    result = run_module("electra_tf.export", f"--model_dir={models['tagger'][1]}", "--pair", check=False)
+    assert result.returncode == 2 and error_lines(result.stderr) == [
+        f"error: --pair is for a sequence classifier; {models['tagger'][1]} is ElectraForTokenClassification"]
     encoder_only = ElectraClassifier.from_pretrained(bert, sequence_length=32, new_head=True, labels=["x", "y"])
     assert encoder_only.classifier_head == "original" and encoder_only.labels == ["x", "y"]
     with pytest.raises(UserError, match="a multi-label classifier .* picks one label by softmax; pass new_head=True"):
@@ -327,6 +333,16 @@ def test_run_finetuning_continues_a_transformers_classifier(models, tmp_path, ca
         values = {name: flags[name].value for name in ("classifier_head",)}
         run_finetuning._continue_task_head(values, {})
         assert values["classifier_head"] == "transformers"  # the directory's head, with no --classifier_head
+        flags.unparse_flags()
+        flags(["run_finetuning", f"--init_checkpoint={models['qa'][1]}", "--task=squad_v2", "--output_dir=o"])
+        qa_values = {"qa_head": flags["qa_head"].value}
+        run_finetuning._continue_task_head({}, qa_values)
+        assert qa_values["qa_head"] == "linear"
+        flags.unparse_flags()
+        flags(["run_finetuning", f"--init_checkpoint={directory}", "--new_head", "--output_dir=o"])
+        values = {"classifier_head": flags["classifier_head"].value}
+        run_finetuning._continue_task_head(values, {})
+        assert values["classifier_head"] == "original"  # --new_head: the flags' defaults
     finally:
         flags.unparse_flags()
 
