@@ -301,6 +301,12 @@ class TaskHead:
         max_length: the length its tokenizer truncates to (tokenizer_config.json's model_max_length, at most
             max_position_embeddings).
         tensors: `{transformers key: array}` of the head's dense layers (None until the weights are read).
+
+    Example:
+
+    >>> head = TaskHead("hf/pos", "ElectraForTokenClassification", "tagging", labels=("NN", "DT"))
+    >>> head.order(["DT", "NN"]), head.mismatch("tagging", ["NN", "VB"])
+    ([1, 0], ('hf/pos holds an ElectraForTokenClassification head for tags NN, DT, not tags NN, VB', 'labels'))
     """
 
     path: str
@@ -481,6 +487,13 @@ def pretrained_arguments(head, family, arguments):
 
     Returns:
         The arguments with the head's label names (tags), regression, head option and dropout where unset.
+
+    Example:
+
+    >>> head = TaskHead("hf/sst2", "ElectraForSequenceClassification", "classification", labels=("neg", "pos"))
+    >>> arguments = pretrained_arguments(head, "classification", {"labels": None, "regression": None})
+    >>> arguments["labels"], arguments["regression"], arguments["classifier_head"]
+    (['neg', 'pos'], False, 'transformers')
     """
     from electra_tf.finetuning.qa.config import QAConfig
 
