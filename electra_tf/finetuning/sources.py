@@ -10,18 +10,19 @@
 - `hugging_face`: a Hugging Face directory of an ELECTRA discriminator (`ElectraForPreTraining`,
   `ElectraModel`) or a BERT (`BertModel`, `BertForPreTraining`, ...): config.json, model.safetensors or
   pytorch_model.bin, vocab.txt (or the tokenizer.json transformers 5 saves); converted on the fly
-  (hf_checkpoint). A transformers task model
-  (`ElectraForSequenceClassification`, `ElectraForTokenClassification`, `ElectraForQuestionAnswering` and
-  BERT's) comes with its head (`Source.head`, electra_tf.finetuning.hf_task_models), which
-  `load_weights` gives the fine-tuning model of its task;
+  (hf_checkpoint). A transformers task model (`ElectraForSequenceClassification`,
+  `ElectraForTokenClassification`, `ElectraForQuestionAnswering`, and BERT's) comes with its head
+  (`Source.head`, electra_tf.finetuning.hf_task_models), which `load_weights` gives the fine-tuning
+  model of its task;
 - `keras_hub`: a keras-hub ElectraBackbone or BertBackbone preset (keras_hub_import), such as
   `convert_checkpoint --to_keras_hub` writes;
 - `finetuned`: a preset of a fine-tuned model of electra-tf (`save_to_preset`): its encoder.
 
 The embeddings and encoder are read: of a pre-training run, the
 model pre-training was for (the pretrainer's `kept_model()`, GDES's
-residual folded in); heads are dropped, but a transformers task model's. Nothing is downloaded: a hub name
-is refused with a line saying how to pass a downloaded directory.
+residual folded in); heads are dropped, except a transformers task
+model's. Nothing is downloaded: a hub name is refused with a line saying
+how to pass a downloaded directory.
 `locate` tells the kind without reading weights or loading TensorFlow, so
 the command-line tools check the path before they read any data.
 """
@@ -45,8 +46,7 @@ DESCRIPTIONS = {"model_dir": "the model_dir", "checkpoint": "the checkpoint", "e
 ACCEPTED = ("a model_dir of run_pretraining or convert_checkpoint (run_config.json), a checkpoint in one "
             "(<model_dir>/checkpoints/ckpt-N), an export (<model_dir>/export/discriminator), a Hugging Face "
             "ELECTRA or BERT directory (config.json, model.safetensors or pytorch_model.bin, vocab.txt or "
-            "tokenizer.json) or a "
-            "keras-hub preset (config.json, model.weights.h5, assets/tokenizer/vocabulary.txt)")
+            "tokenizer.json) or a keras-hub preset (config.json, model.weights.h5, assets/tokenizer/vocabulary.txt)")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
