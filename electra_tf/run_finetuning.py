@@ -106,9 +106,14 @@ def _define_data_flags():
 def _define_model_flags():
     flags.DEFINE_string("init_checkpoint", None, "The pre-trained model: a model_dir of run_pretraining or "
                                                  "convert_checkpoint, a checkpoint in one, its export/discriminator, "
-                                                 "a Hugging Face ELECTRA or BERT directory, or a keras-hub preset "
+                                                 "a Hugging Face ELECTRA or BERT directory (a task model comes with "
+                                                 "its head: see --new_head), or a keras-hub preset "
                                                  "(a local directory: nothing is downloaded). "
                                                  "Without it the model is randomly initialised (see --model_size).")
+    flags.DEFINE_boolean("new_head", False, "With --init_checkpoint a transformers task model (e.g. "
+                                            "ElectraForSequenceClassification): fine-tune its encoder under a new "
+                                            "head. Without it, its head is continued; it must fit the task (its "
+                                            "labels or tags, the transformers or linear head).")
     flags.DEFINE_boolean("random_init", False, "Build the model --init_checkpoint describes (sizes, vocabulary) but "
                                                "keep its random initialisation: the baseline to compare with.")
     flags.DEFINE_enum("model_size", None, config_lib.SIZES, "Without --init_checkpoint: the paper size of the randomly "
@@ -185,6 +190,21 @@ def _read_task():
     return tasks.read_custom(files["train"], files["dev"], files["test"], columns, FLAGS.regression)
 
 
+def _continue_task_head(values, qa_values):
+    """A transformers task model of the task continues with its head: its head option unless one is given."""
+    if not FLAGS.init_checkpoint or FLAGS.new_head or FLAGS.random_init:
+        return
+    head = sources.task_head(FLAGS.init_checkpoint)  # config.json only: a missing path is reported here
+    family = "tagging" if FLAGS.task in conll.TAGGING_TASKS else "qa" if FLAGS.task in qa_config.QA_TASKS else \
+        "classification"
+    if head is None or head.family != family:
+        return
+    if family == "classification" and not FLAGS["classifier_head"].present:
+        values["classifier_head"] = "transformers"
+    if family == "qa" and not FLAGS["qa_head"].present:
+        qa_values["qa_head"] = "linear"
+
+
 def settings_from_flags():
     """Checks the flags and reads the data; raises a UserError on a user mistake. No TensorFlow."""
     cli.required_flags("output_dir")
@@ -201,12 +221,17 @@ def settings_from_flags():
                         "vocabulary)")
     if FLAGS.log_every_steps <= 0:
         raise UserError(f"--log_every_steps must be positive, got {FLAGS.log_every_steps}")
+    if FLAGS.new_head and not FLAGS.init_checkpoint:
+        raise UserError("--new_head is for an --init_checkpoint that is a transformers task model; without one the "
+                        "head is new anyway")
     values = {f.name: FLAGS[f.name].value for f in FINETUNING_FIELDS}
+    qa_values = {f.name: FLAGS[f.name].value for f in QA_FIELDS}
     if not FLAGS["max_seq_length"].present and FLAGS.task in finetuning_config.TASK_MAX_SEQ_LENGTH:
         values["max_seq_length"] = finetuning_config.TASK_MAX_SEQ_LENGTH[FLAGS.task]
+    _continue_task_head(values, qa_values)
     try:
         config = finetuning_config.FinetuningConfig(**values)
-        qa = qa_config.QAConfig(**{f.name: FLAGS[f.name].value for f in QA_FIELDS})
+        qa = qa_config.QAConfig(**qa_values)
         if FLAGS.task in qa_config.QA_TASKS:
             qa.check_sequence(config.max_seq_length)
     except ValueError as e:
@@ -231,7 +256,7 @@ def settings_from_flags():
         data = tasks.subsample(data, config.max_train_examples)
     options = finetuning_config.RunOptions(
         output_dir=FLAGS.output_dir, overwrite=FLAGS.overwrite, init_checkpoint=FLAGS.init_checkpoint,
-        random_init=FLAGS.random_init, model_size=FLAGS.model_size,
+        random_init=FLAGS.random_init, new_head=FLAGS.new_head, model_size=FLAGS.model_size,
         architecture={name: FLAGS[name].value for name in ARCHITECTURE_FIELDS if FLAGS[name].value is not None},
         vocab_file=FLAGS.vocab_file, lowercase=FLAGS.lowercase,
         precision_policy=run_flags.PRECISIONS[FLAGS.mixed_precision],

@@ -230,7 +230,7 @@ def assert_finetuned_card(output_dir, labels=None):
 # --dist loadfile), and a long file handed out last would run alone at the end.
 LONGEST_FIRST = ("test_sample_efficiency.py", "test_resume.py", "test_run_pretraining.py", "test_run_finetuning.py",
                  "test_finetuning_qa.py", "test_finetuning_resume.py", "test_convert_finetuned.py",
-                 "test_first_run.py", "test_objectives.py")
+                 "test_first_run.py", "test_finetuned_from_transformers.py", "test_objectives.py")
 
 
 def pytest_collection_modifyitems(items):

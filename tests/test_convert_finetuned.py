@@ -368,3 +368,36 @@ def test_the_selected_trial_is_converted(classifier_run, tmp_path):
     converted = load_file(os.path.join(tmp_path / "hf", "model.safetensors"))
     original = load_file(os.path.join(classifier_run[1], "model.safetensors"))
     assert all(np.array_equal(converted[k], original[k]) for k in original)
+
+
+@pytest.mark.parametrize("fixture", ["classifier_run", "regression_run", "tagger_run", "qa_run"])
+def test_converted_back_gives_the_same_logits_and_names(fixture, request):
+    """Here -> transformers -> here: from_pretrained of the converted directory is the run's model again."""
+    from electra_tf.finetuning.qa.squad import make_example
+    from electra_tf.finetuning.tagging.features import encode, word_pieces
+
+    run_dir, hf_dir = request.getfixturevalue(fixture)[:2]
+    ours = _restored(run_dir)
+    p = ours.preprocessor
+    extra = {"qa": ours.qa} if fixture == "qa_run" else {}
+    back = type(ours).from_pretrained(hf_dir, sequence_length=p.sequence_length, **extra)
+    scale = 1.0
+    if fixture == "classifier_run":
+        assert back.labels == ours.labels == ["neg", "pos"] and back.classifier_head == "transformers"
+        features = p(tf.constant(PROBES))
+    elif fixture == "regression_run":
+        assert back.regression and ours.regression
+        features = p((tf.constant(["A man plays.", "Cats."]), tf.constant(["A man is playing.", "Cars."])))
+        scale = 5.0  # STS-B's label scale went into the transformers model's output layer
+    elif fixture == "tagger_run":
+        assert back.tags == ours.tags
+        features = encode(word_pieces(p, [s.split() for s in ("the cat sat on the mat", "he left")]),
+                          p.sequence_length, p.cls_id, p.sep_id).features
+    else:
+        assert back.qa == ours.qa
+        features = ours.windows([make_example(k, str(k), q, CONTEXT) for k, (q, _) in enumerate(QUESTIONS)],
+                                training=False).features
+    mine, theirs = ours(features, training=False), back(features, training=False)
+    for key in (["start_logits", "end_logits"] if fixture == "qa_run" else [None]):
+        expected, got = (mine, theirs) if key is None else (mine[key], theirs[key])
+        np.testing.assert_allclose(got.numpy(), expected.numpy() * scale, atol=1e-5 * scale, rtol=0)

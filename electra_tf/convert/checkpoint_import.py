@@ -67,7 +67,8 @@ def from_hf(discriminator_dir, generator_dir=None, vocab_file=None, lowercase=No
     if lowercase is None:
         lowercase = hf_checkpoint.read_lowercase(discriminator_dir)
     return Imported(discriminator_dir + (f" + {generator_dir}" if generator_dir else ""), fields, generator, tensors,
-                    vocab_file or _vocab_beside(discriminator_dir, "--hf_discriminator"),
+                    vocab_file or hf_checkpoint.vocabulary_file(discriminator_dir)
+                    or _vocab_beside(discriminator_dir, "--hf_discriminator"),
                     True if lowercase is None else lowercase, [])
 
 

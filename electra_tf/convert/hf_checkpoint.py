@@ -12,10 +12,12 @@ save theirs without the prefix. `read_encoder` reads the embeddings and
 encoder of either, for fine-tuning.
 """
 
+import atexit
 import json
 import os
 import re
 import shutil
+import tempfile
 
 import numpy as np
 
@@ -28,6 +30,7 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 SHARDED_WEIGHTS = "model.safetensors.index.json"
 PYTORCH_WEIGHTS = "pytorch_model.bin"
+TOKENIZER_JSON = "tokenizer.json"
 ARCHITECTURES = {"discriminator": "ElectraForPreTraining", "generator": "ElectraForMaskedLM"}
 # A discriminator whose head is not ELECTRA's (teams, mc_bert) is written without it.
 HEADLESS = "ElectraModel"
@@ -209,7 +212,7 @@ def _encoder_key(key, model_type):
     return "electra." + rest.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
 
 
-def read_encoder(directory):
+def read_encoder(directory, weights=None):
     """The embeddings and encoder of a Hugging Face ELECTRA discriminator or BERT directory.
 
     Heads (ELECTRA's detector, BERT's pooler and pre-training heads, a task
@@ -217,6 +220,7 @@ def read_encoder(directory):
 
     Args:
         directory: holds config.json (model_type electra or bert) and model.safetensors or pytorch_model.bin.
+        weights: its weights as `read_weights` returns them, when the caller has read them already.
 
     Returns:
         (ElectraConfig fields, {original name: float32 array} of the discriminator's embeddings and
@@ -252,7 +256,7 @@ def read_encoder(directory):
                 **layout.encoder_shapes(layout.DISCRIMINATOR_SCOPE, dims)}
     by_key = {hf_key(name): name for name in expected}
     tensors, dropped = {}, set()
-    for key, value in read_weights(directory).items():
+    for key, value in (read_weights(directory) if weights is None else weights).items():
         ours = _encoder_key(key, model_type)
         if ours is None:
             dropped.add(key.removeprefix(f"{model_type}.").split(".")[0])
@@ -339,13 +343,84 @@ def write_tokenizer(directory, vocab_file, lowercase, max_length):
             json.dump(value, f, indent=2)
 
 
-def read_lowercase(directory):
-    """`do_lower_case` from a HF tokenizer_config.json, or None when it does not say."""
+def _tokenizer_setting(directory, key):
+    """A setting of a HF tokenizer_config.json, or None when it does not say."""
     path = os.path.join(directory, "tokenizer_config.json")
     try:
         with open(path, encoding="utf-8") as f:
             settings = json.load(f)
     except (OSError, ValueError):
         return None
-    value = settings.get("do_lower_case") if isinstance(settings, dict) else None
+    return settings.get(key) if isinstance(settings, dict) else None
+
+
+def _tokenizer_json(directory):
+    """The JSON object of a HF directory's tokenizer.json ({} when there is none)."""
+    try:
+        with open(os.path.join(directory, TOKENIZER_JSON), encoding="utf-8") as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def read_lowercase(directory):
+    """`do_lower_case` from a HF tokenizer_config.json (else tokenizer.json's normalizer), or None when neither says."""
+    value = _tokenizer_setting(directory, "do_lower_case")
+    if value is None:
+        normalizer = _tokenizer_json(directory).get("normalizer") or {}
+        value = normalizer.get("lowercase") if isinstance(normalizer, dict) else None
     return value if isinstance(value, bool) else None
+
+
+def vocabulary_file(directory):
+    """The WordPiece vocab.txt of a HF directory, or None when it has neither vocab.txt nor tokenizer.json.
+
+    transformers 5 saves a tokenizer as tokenizer.json alone: its WordPiece
+    vocabulary is written, in id order, to a vocab.txt in a temporary
+    directory that is removed when the process ends. A tokenizer.json of
+    another kind is a UserError.
+
+    Args:
+        directory: a Hugging Face model directory.
+
+    Example:
+
+    >>> directory = tempfile.mkdtemp()
+    >>> tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "film", "##s"]
+    >>> _ = open(os.path.join(directory, "tokenizer.json"), "w").write(json.dumps({"model": {
+    ...     "type": "WordPiece", "continuing_subword_prefix": "##", "vocab": {t: i for i, t in enumerate(tokens)}}}))
+    >>> open(vocabulary_file(directory)).read().split() == tokens
+    True
+    """
+    path = os.path.join(directory, "vocab.txt")
+    if os.path.exists(path):
+        return path
+    if not os.path.exists(os.path.join(directory, TOKENIZER_JSON)):
+        return None
+    model = _tokenizer_json(directory).get("model") or {}
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    if model.get("type") != "WordPiece" or model.get("continuing_subword_prefix", "##") != "##" or \
+            not isinstance(vocab, dict) or sorted(vocab.values()) != list(range(len(vocab))):
+        raise UserError(f"{os.path.join(directory, TOKENIZER_JSON)} is not a WordPiece tokenizer with '##' pieces and "
+                        "ids 0..n-1 (BERT's and ELECTRA's); put the model's vocab.txt beside it")
+    handle, written = tempfile.mkstemp(suffix="-vocab.txt", dir=_temporary_directory())
+    with os.fdopen(handle, "w", encoding="utf-8") as f:
+        f.write("".join(f"{token}\n" for token in sorted(vocab, key=vocab.get)))
+    return written
+
+
+_TEMPORARY = []
+
+
+def _temporary_directory():
+    if not _TEMPORARY:
+        _TEMPORARY.append(tempfile.mkdtemp(prefix="electra_tf_vocab_"))
+        atexit.register(shutil.rmtree, _TEMPORARY[0], ignore_errors=True)
+    return _TEMPORARY[0]
+
+
+def read_max_length(directory):
+    """`model_max_length` from a HF tokenizer_config.json (the length its tokenizer truncates to), or None."""
+    value = _tokenizer_setting(directory, "model_max_length")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

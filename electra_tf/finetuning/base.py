@@ -10,7 +10,8 @@ them, as the original clips the gradient of the whole batch.
 
 `from_pretrained` reads its model through `electra_tf.finetuning.sources`,
 the one resolver of model sources (this project's runs and exports, Hugging
-Face and keras-hub directories through electra_tf.convert).
+Face and keras-hub directories through electra_tf.convert); a transformers
+task model of the model's task comes with its head.
 """
 
 import math
@@ -126,19 +127,32 @@ class FinetuningModel(keras.Model):
 
     # ---- construction ----
 
+    # The task family of the model ("classification", "tagging", "qa"): which transformers head it takes.
+    TASK_FAMILY = None
+
     @classmethod
     def _build_pretrained(cls, path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob, lowercase,
-                          load_weights, **kwargs):
-        """`cls(config, preprocessor=..., **kwargs)` around the encoder at `path` (its weights if asked)."""
-        from electra_tf.finetuning import sources
+                          load_weights, new_head=False, **kwargs):
+        """`cls(config, preprocessor=..., **kwargs)` around the model at `path` (its weights if asked).
+
+        A transformers task model's head comes too, its settings filling the head arguments left None
+        (`hf_task_models.pretrained_arguments`), unless `new_head`.
+        """
+        import dataclasses
+
+        from electra_tf.finetuning import hf_task_models, sources
 
         source = sources.resolve(path, lowercase)
+        if new_head:
+            source = dataclasses.replace(source, head=None)
+        elif source.head is not None:
+            kwargs = hf_task_models.pretrained_arguments(source.head, cls.TASK_FAMILY, kwargs)
         config = with_finetuning_settings(source.config, sequence_length, hidden_dropout_prob,
                                           attention_probs_dropout_prob, path)
         preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, sequence_length)
         model = cls(config, preprocessor=preprocessor, **kwargs)
         if load_weights:
-            source.load_encoder(model.encoder)
+            source.load_weights(model)
         return model
 
     def save_to_preset(self, preset_dir):

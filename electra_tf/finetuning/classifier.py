@@ -141,9 +141,12 @@ class ElectraClassifier(FinetuningModel):
     fine-tuned classifier (weights, tokenizer, label names) in keras-hub's preset layout.
     """
 
+    TASK_FAMILY = "classification"
+
     def __init__(self, config, num_classes=None, regression=False, preprocessor=None, dropout=None,
                  classifier_head="original", labels=None, pair=None, **kwargs):
         kwargs.setdefault("name", "electra_classifier")
+        regression = bool(regression)
         if labels is not None and not regression:
             labels = [str(label) for label in labels]
             if len(set(labels)) != len(labels):
@@ -404,18 +407,28 @@ class ElectraClassifier(FinetuningModel):
     # ---- construction ----
 
     @classmethod
-    def from_pretrained(cls, path, num_classes=None, regression=False, sequence_length=128, hidden_dropout_prob=0.1,
-                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, labels=None, **kwargs):
+    def from_pretrained(cls, path, num_classes=None, regression=None, sequence_length=128, hidden_dropout_prob=0.1,
+                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, labels=None,
+                        new_head=False, **kwargs):
         """A classifier around the discriminator at `path`, with a preprocessor for its vocabulary.
+
+        A transformers `ElectraForSequenceClassification` directory comes with
+        its head: `classifier_head="transformers"`, its label names
+        (`id2label` in id order) and, for `problem_type` regression or one
+        label, `regression=True`; the logits are transformers'. Head
+        arguments given must agree with it (labels in another order are
+        matched by name); `new_head=True` reads only its encoder. A
+        `BertForSequenceClassification` has BERT's pooler (tanh) in its head,
+        which no head here computes: it needs `new_head=True`.
 
         Args:
             path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, an
                 exported discriminator (`<model_dir>/export/discriminator`), a Hugging Face ELECTRA
-                discriminator or BERT directory, a keras-hub ElectraBackbone or BertBackbone preset, or a
-                fine-tuned model's preset (its encoder); see `electra_tf.finetuning.sources`. A local path:
-                nothing is downloaded.
-            num_classes: number of labels (default: as many as `labels`, else 2).
-            regression: one output trained with squared error.
+                discriminator or BERT directory (or a transformers task model), a keras-hub ElectraBackbone
+                or BertBackbone preset, or a fine-tuned model's preset (its encoder); see
+                `electra_tf.finetuning.sources`. A local path: nothing is downloaded.
+            num_classes: number of labels (default: as many as `labels`, else the head's, else 2).
+            regression: one output trained with squared error (default: the head's, else False).
             sequence_length: tokens per example (at most the model's max_position_embeddings).
             hidden_dropout_prob: dropout in the encoder and on the [CLS] vector (the recipe's 0.1,
                 whatever pre-training used).
@@ -424,8 +437,9 @@ class ElectraClassifier(FinetuningModel):
                 (default: yes); elsewhere it is read from the model_dir and must not disagree.
             load_weights: False keeps the random initialisation: the same model untrained, the baseline
                 a pre-trained model is compared with.
-            labels: the label names in class-id order (default: learnt at the first fit).
-            **kwargs: passed to the constructor (e.g. `name`).
+            labels: the label names in class-id order (default: the head's, else learnt at the first fit).
+            new_head: with a transformers task model, read its encoder only and start a new head.
+            **kwargs: passed to the constructor (e.g. `name`, `classifier_head`, `pair`).
 
         Example:
 
@@ -439,8 +453,8 @@ class ElectraClassifier(FinetuningModel):
         (1, 3)
         """
         return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
-                                     lowercase, load_weights, num_classes=num_classes, regression=regression,
-                                     labels=labels, **kwargs)
+                                     lowercase, load_weights, new_head, num_classes=num_classes,
+                                     regression=regression, labels=labels, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "regression": self.regression,

@@ -151,6 +151,7 @@ class RunOptions:
     init_checkpoint: str = None
     pretrained: object = None  # --init_checkpoint resolved (electra_tf.finetuning.sources.Source)
     random_init: bool = False
+    new_head: bool = False  # a transformers task model's encoder only, under a new head
     model_size: str = None
     architecture: dict = dataclasses.field(default_factory=dict)  # ElectraConfig fields given as flags
     vocab_file: str = None

@@ -19,6 +19,7 @@ the same command continues where it stopped, with the updates, dropout
 masks and data order an uninterrupted run would have had.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -93,8 +94,15 @@ def resolve_model(options, finetuning):
         config = with_finetuning_settings(pretrained.config, finetuning.max_seq_length, finetuning.hidden_dropout_prob,
                                           finetuning.attention_probs_dropout_prob, options.init_checkpoint)
         what = "randomly initialised like" if options.random_init else "pre-trained"
+        description = f"{what} {pretrained.description}"
+        if pretrained.head is not None and not options.random_init:
+            if options.new_head:
+                description += f", its {pretrained.head.architecture} head dropped (--new_head)"
+                pretrained = dataclasses.replace(pretrained, head=None)
+            else:
+                description += f", with its {pretrained.head.describe()}"
         return ModelSource(config, pretrained.vocab_file, pretrained.lowercase,
-                           None if options.random_init else pretrained, f"{what} {pretrained.description}")
+                           None if options.random_init else pretrained, description)
     vocab = special_token_ids(options.vocab_file)
     architecture = dict(options.architecture)
     if architecture.get("vocab_size", vocab["vocab_size"]) != vocab["vocab_size"]:
@@ -119,9 +127,9 @@ def build_classifier(source, data, seed, classifier_head="original"):
     preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, source.config.max_seq_length)
     classifier = ElectraClassifier(source.config, num_classes=len(data.labels or [None, None]),
                                    regression=data.regression, preprocessor=preprocessor,
-                                   classifier_head=classifier_head)
+                                   classifier_head=classifier_head, labels=data.labels)
     if source.pretrained is not None:
-        source.pretrained.load_encoder(classifier.encoder)
+        source.pretrained.load_weights(classifier, data.label_scale if data.regression else 1.0)
     return classifier
 
 
@@ -267,6 +275,7 @@ class FinetuningRun:
         self.source = source
         self.strategy = strategy
         self.config = config.resolve(data.name, source.config.num_layers, source.config.hidden_size)
+        self._check_head()
         self.epochs = int(self.config.num_train_epochs)
         self.preprocessor = ElectraPreprocessor(source.vocab_file, source.lowercase, source.config.max_seq_length)
         self.features = self.make_features()
@@ -285,6 +294,10 @@ class FinetuningRun:
 
     def build_model(self, source, seed):
         return build_classifier(source, self.data, seed, self.config.classifier_head)
+
+    def head_settings(self):
+        """(task family, label names, regression, head option) of the model: what a task model's head must fit."""
+        return "classification", self.data.labels, self.data.regression, self.config.classifier_head
 
     def evaluate(self, model):
         """{metric: value} on the dev split(s)."""
@@ -326,6 +339,20 @@ class FinetuningRun:
                 for s in [self.data.train, *self.data.dev, *self.data.test] if s.empty_texts or s.malformed_lines}
 
     # ---- shared ----
+
+    def _check_head(self):
+        """A transformers task model to continue must fit the task's model (a one-line error says what to give)."""
+        pretrained = self.source.pretrained
+        problem = pretrained.head.mismatch(*self.head_settings()) if pretrained and pretrained.head else None
+        if problem is None:
+            return
+        sentence, setting = problem
+        option = {"classification": "--classifier_head=original", "qa": "--qa_head=original"}.get(
+            self.head_settings()[0])
+        fix = "give --new_head to fine-tune its encoder under a new head for this task"
+        if setting == "kind":
+            fix = f"drop {option} to continue fine-tuning it, or {fix}"
+        raise UserError(f"--init_checkpoint {sentence}; {fix}")
 
     def trial_dir(self, k):
         if self.config.num_trials == 1:

@@ -9,15 +9,20 @@
   SavedModel copied elsewhere is taken as lower-cased unless told otherwise;
 - `hugging_face`: a Hugging Face directory of an ELECTRA discriminator (`ElectraForPreTraining`,
   `ElectraModel`) or a BERT (`BertModel`, `BertForPreTraining`, ...): config.json, model.safetensors or
-  pytorch_model.bin, vocab.txt; converted on the fly (hf_checkpoint);
+  pytorch_model.bin, vocab.txt (or the tokenizer.json transformers 5 saves); converted on the fly
+  (hf_checkpoint). A transformers task model (`ElectraForSequenceClassification`,
+  `ElectraForTokenClassification`, `ElectraForQuestionAnswering`, and BERT's) comes with its head
+  (`Source.head`, electra_tf.finetuning.hf_task_models), which `load_weights` gives the fine-tuning
+  model of its task;
 - `keras_hub`: a keras-hub ElectraBackbone or BertBackbone preset (keras_hub_import), such as
   `convert_checkpoint --to_keras_hub` writes;
 - `finetuned`: a preset of a fine-tuned model of electra-tf (`save_to_preset`): its encoder.
 
-Only the embeddings and encoder are read: of a pre-training run, the
+The embeddings and encoder are read: of a pre-training run, the
 model pre-training was for (the pretrainer's `kept_model()`, GDES's
-residual folded in); heads are dropped. Nothing is downloaded: a hub name
-is refused with a line saying how to pass a downloaded directory.
+residual folded in); heads are dropped, except a transformers task
+model's. Nothing is downloaded: a hub name is refused with a line saying
+how to pass a downloaded directory.
 `locate` tells the kind without reading weights or loading TensorFlow, so
 the command-line tools check the path before they read any data.
 """
@@ -28,6 +33,7 @@ import os
 import re
 
 from electra_tf.convert import hf_checkpoint, keras_hub_import, original_layout, pretrainer_weights
+from electra_tf.finetuning import hf_task_models
 from electra_tf.modeling.config import ElectraConfig
 from electra_tf.utils.errors import UserError
 
@@ -39,8 +45,8 @@ DESCRIPTIONS = {"model_dir": "the model_dir", "checkpoint": "the checkpoint", "e
                 "finetuned": "the fine-tuned preset"}
 ACCEPTED = ("a model_dir of run_pretraining or convert_checkpoint (run_config.json), a checkpoint in one "
             "(<model_dir>/checkpoints/ckpt-N), an export (<model_dir>/export/discriminator), a Hugging Face "
-            "ELECTRA or BERT directory (config.json, model.safetensors or pytorch_model.bin, vocab.txt) or a "
-            "keras-hub preset (config.json, model.weights.h5, assets/tokenizer/vocabulary.txt)")
+            "ELECTRA or BERT directory (config.json, model.safetensors or pytorch_model.bin, vocab.txt or "
+            "tokenizer.json) or a keras-hub preset (config.json, model.weights.h5, assets/tokenizer/vocabulary.txt)")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -144,6 +150,7 @@ class Source:
         notes: what the reading changed (heads dropped), one line each.
         state: the `RunState` of a model_dir or checkpoint.
         checkpoint: the checkpoint prefix of a model_dir (the latest) or a checkpoint.
+        head: the `hf_task_models.TaskHead` of a transformers task model, with its tensors; else None.
 
     Example:
 
@@ -165,20 +172,42 @@ class Source:
     notes: tuple = ()
     state: object = None
     checkpoint: str = None
+    head: object = None
 
     @property
     def description(self):
         """How messages name it, e.g. "the Hugging Face directory hf/electra-small"."""
         return f"{DESCRIPTIONS[self.kind]} {self.path}"
 
-    def load_encoder(self, encoder):
-        """Assigns the source's embeddings and encoder weights to `encoder` (an `ElectraEncoder` of its config)."""
+    def load_encoder(self, encoder, tensors=None):
+        """Assigns the source's embeddings and encoder weights to `encoder` (an `ElectraEncoder` of its config).
+
+        `tensors`: those weights already read (`read_tensors()`), perhaps changed.
+        """
         dims = original_layout.TowerDims.of(self.config, "discriminator")
         expected = {**original_layout.embedding_shapes(original_layout.DISCRIMINATOR_SCOPE, dims),
                     **original_layout.encoder_shapes(original_layout.DISCRIMINATOR_SCOPE, dims)}
-        tensors = self.read_tensors()
+        tensors = self.read_tensors() if tensors is None else tensors
         original_layout.check_tensors(tensors, expected, self.description)
         pretrainer_weights.assign(pretrainer_weights.encoder_pairs(encoder), tensors)
+
+    def load_weights(self, model, label_scale=1.0):
+        """Assigns the encoder's weights to the fine-tuning `model`, and the head's when the source has one.
+
+        With a `head` (which `model` must be able to hold: `TaskHead.mismatch`), a tagger's segment rows
+        are swapped back to its layout and the head's outputs follow the model's label order.
+
+        Args:
+            model: an `ElectraClassifier`, `ElectraTagger` or `ElectraQuestionAnswerer` of the source's config.
+            label_scale: a regression's label scale (the model learns scores / label_scale).
+        """
+        tensors = self.read_tensors()
+        if self.head is not None and self.head.family == "tagging":
+            name = f"{original_layout.DISCRIMINATOR_SCOPE}/embeddings/token_type_embeddings"
+            tensors = {**tensors, name: hf_task_models.swap_segments(tensors[name])}
+        self.load_encoder(model.encoder, tensors)
+        if self.head is not None:
+            hf_task_models.load_head(self.head, model, label_scale)
 
     def restore_pretrainer(self, checkpoint=None):
         """The whole `ElectraPretrainer` of a model_dir or checkpoint (`checkpoint`: another prefix to read)."""
@@ -285,13 +314,47 @@ def _export_source(path, lowercase):
 def _imported_source(path, kind, fields, tensors, vocab_file, recorded, lowercase, notes):
     from electra_tf.convert import checkpoint_import
 
-    if not os.path.exists(vocab_file):
-        raise UserError(f"{path} has no {os.path.relpath(vocab_file, path)}; put the model's WordPiece vocabulary "
-                        "there (a tokenizer.json alone is not read)")
+    if vocab_file is None or not os.path.exists(vocab_file):
+        missing = "vocab.txt or tokenizer.json" if vocab_file is None else os.path.relpath(vocab_file, path)
+        raise UserError(f"{path} has no {missing}; put the model's WordPiece vocabulary there")
     lowercase = _lowercase(recorded, lowercase, path)
     imported = checkpoint_import.Imported(path, fields, None, tensors, vocab_file, lowercase, list(notes))
     config = checkpoint_import.make_config(imported)
     return Source(path, kind, config, vocab_file, lowercase, lambda: tensors, tuple(notes))
+
+
+def _hugging_face_source(path, lowercase):
+    weights = hf_checkpoint.read_weights(path)
+    fields, tensors, notes = hf_checkpoint.read_encoder(path, weights)
+    source = _imported_source(path, "hugging_face", fields, tensors, hf_checkpoint.vocabulary_file(path),
+                              hf_checkpoint.read_lowercase(path), lowercase, notes)
+    head = task_head(path)
+    if head is not None and head.unsupported is None:
+        head = hf_task_models.with_head_tensors(head, weights, source.config.hidden_size)
+    return dataclasses.replace(source, head=head)
+
+
+def task_head(path):
+    """The `TaskHead` (without its tensors) of a transformers task model at `path`; None for any other source.
+
+    Reads config.json only, and does not load TensorFlow: the command-line tools decide with it before
+    they read any data.
+
+    Args:
+        path: a model source.
+
+    Example:
+
+    >>> directory = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(directory, "config.json"), "w").write(json.dumps(
+    ...     {"model_type": "electra", "architectures": ["ElectraForTokenClassification"],
+    ...      "id2label": {"0": "B-NP", "1": "I-NP", "2": "O"}}))
+    >>> task_head(directory).labels
+    ('B-NP', 'I-NP', 'O')
+    """
+    if locate(path) != "hugging_face":
+        return None
+    return hf_task_models.task_head(path, _config_json(path))
 
 
 def _finetuned_source(path, lowercase):
@@ -339,9 +402,7 @@ def resolve(path, lowercase=None, kinds=None):
     if kind == "export":
         return _export_source(path, lowercase)
     if kind == "hugging_face":
-        fields, tensors, notes = hf_checkpoint.read_encoder(path)
-        return _imported_source(path, kind, fields, tensors, os.path.join(path, "vocab.txt"),
-                                hf_checkpoint.read_lowercase(path), lowercase, notes)
+        return _hugging_face_source(path, lowercase)
     if kind == "keras_hub":
         fields, tensors, vocab_file, recorded, notes = keras_hub_import.read_backbone(path)
         return _imported_source(path, kind, fields, tensors, vocab_file, recorded, lowercase, notes)

@@ -67,6 +67,8 @@ class ElectraQuestionAnswerer(FinetuningModel):
     ['answer', 'n_best', 'null_score', 'score']
     """
 
+    TASK_FAMILY = "qa"
+
     def __init__(self, config, preprocessor=None, qa=None, **kwargs):
         kwargs.setdefault("name", "electra_question_answerer")
         super().__init__(config, **kwargs)
@@ -222,8 +224,15 @@ class ElectraQuestionAnswerer(FinetuningModel):
 
     @classmethod
     def from_pretrained(cls, path, qa=None, sequence_length=512, hidden_dropout_prob=0.1,
-                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, **kwargs):
+                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, new_head=False,
+                        **kwargs):
         """A question answerer around the discriminator at `path`, with a preprocessor for its vocabulary.
+
+        A transformers `ElectraForQuestionAnswering` or
+        `BertForQuestionAnswering` directory comes with its head, the
+        `LinearQAHead` (`qa` default: `QAConfig(qa_head="linear")`; a `qa`
+        given must have `qa_head="linear"`); `new_head=True` reads only its
+        encoder.
 
         Args:
             path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, an
@@ -231,12 +240,13 @@ class ElectraQuestionAnswerer(FinetuningModel):
                 discriminator or BERT directory, a keras-hub ElectraBackbone or BertBackbone preset, or a
                 fine-tuned model's preset (its encoder); see `electra_tf.finetuning.sources`. A local path:
                 nothing is downloaded.
-            qa: a `QAConfig` (default: the original's settings).
+            qa: a `QAConfig` (default: the original's settings; for a transformers task model, its linear head).
             sequence_length: tokens per window (the original's 512; at most max_position_embeddings).
             hidden_dropout_prob: dropout in the encoder.
             attention_probs_dropout_prob: dropout on attention probabilities.
             lowercase: as `ElectraClassifier.from_pretrained`.
             load_weights: False keeps the random initialisation (the untrained baseline).
+            new_head: with a transformers task model, read its encoder only and start a new head.
             **kwargs: passed to the constructor (e.g. `name`).
 
         Example:
@@ -251,7 +261,7 @@ class ElectraQuestionAnswerer(FinetuningModel):
         True
         """
         return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
-                                     lowercase, load_weights, qa=qa, **kwargs)
+                                     lowercase, load_weights, new_head, qa=qa, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "qa": dict(vars(self.qa))}

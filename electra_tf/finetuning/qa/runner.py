@@ -64,8 +64,11 @@ class QARun(FinetuningRun):
         keras.utils.set_random_seed(seed)
         answerer = self._answerer(source)
         if source.pretrained is not None:
-            source.pretrained.load_encoder(answerer.encoder)
+            source.pretrained.load_weights(answerer)
         return answerer
+
+    def head_settings(self):
+        return "qa", None, False, self.qa.qa_head
 
     def _answers(self, model, split):
         return model.answer(split.examples, batch_size=self.config.eval_batch_size)

@@ -49,8 +49,11 @@ class TaggingRun(FinetuningRun):
         keras.utils.set_random_seed(seed)
         tagger = ElectraTagger(source.config, self.data.labels, preprocessor=self.preprocessor)
         if source.pretrained is not None:
-            source.pretrained.load_encoder(tagger.encoder)
+            source.pretrained.load_weights(tagger)
         return tagger
+
+    def head_settings(self):
+        return "tagging", self.data.labels, False, None
 
     def predicted_tags(self, model, split):
         """Per sentence of `split`, the model's tags of the words that fit."""

@@ -55,8 +55,13 @@ class ElectraTagger(FinetuningModel):
     6
     """
 
+    TASK_FAMILY = "tagging"
+
     def __init__(self, config, tags, preprocessor=None, **kwargs):
         kwargs.setdefault("name", "electra_tagger")
+        if tags is None:
+            raise UserError("a tagger needs its tags (tags=[...], in id order); only a transformers token "
+                            "classifier brings its own")
         if isinstance(tags, str) or len(tags) < 2 or len(set(tags)) != len(tags):
             raise UserError(f"a tagger needs two or more distinct tags, got {tags!r}")
         super().__init__(config, **kwargs)
@@ -170,22 +175,31 @@ class ElectraTagger(FinetuningModel):
     # ---- construction ----
 
     @classmethod
-    def from_pretrained(cls, path, tags, sequence_length=128, hidden_dropout_prob=0.1,
-                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, **kwargs):
+    def from_pretrained(cls, path, tags=None, sequence_length=128, hidden_dropout_prob=0.1,
+                        attention_probs_dropout_prob=0.1, lowercase=None, load_weights=True, new_head=False,
+                        **kwargs):
         """A tagger around the discriminator at `path`, with a preprocessor for its vocabulary.
+
+        A transformers `ElectraForTokenClassification` or
+        `BertForTokenClassification` directory comes with its head and its
+        tags (`id2label` in id order); its segment-embedding rows are swapped
+        back to the tagger's layout (segment 1 on every token), so the logits
+        are transformers' on the inputs its tokenizer makes. Tags given must
+        be its tags (in any order); `new_head=True` reads only its encoder.
 
         Args:
             path: a model_dir of run_pretraining or convert_checkpoint, a checkpoint prefix in one, an
                 exported discriminator (`<model_dir>/export/discriminator`), a Hugging Face ELECTRA
-                discriminator or BERT directory, a keras-hub ElectraBackbone or BertBackbone preset, or a
-                fine-tuned model's preset (its encoder); see `electra_tf.finetuning.sources`. A local path:
-                nothing is downloaded.
-            tags: the tag strings, in id order.
+                discriminator or BERT directory (or a transformers task model), a keras-hub ElectraBackbone
+                or BertBackbone preset, or a fine-tuned model's preset (its encoder); see
+                `electra_tf.finetuning.sources`. A local path: nothing is downloaded.
+            tags: the tag strings, in id order (default: the head's; required for any other source).
             sequence_length: tokens per sentence (at most the model's max_position_embeddings).
             hidden_dropout_prob: dropout in the encoder.
             attention_probs_dropout_prob: dropout on attention probabilities.
             lowercase: as `ElectraClassifier.from_pretrained`.
             load_weights: False keeps the random initialisation (the untrained baseline).
+            new_head: with a transformers task model, read its encoder only and start a new head.
             **kwargs: passed to the constructor (e.g. `name`).
 
         Example:
@@ -200,7 +214,7 @@ class ElectraTagger(FinetuningModel):
         True
         """
         return cls._build_pretrained(path, sequence_length, hidden_dropout_prob, attention_probs_dropout_prob,
-                                     lowercase, load_weights, tags=tags, **kwargs)
+                                     lowercase, load_weights, new_head, tags=tags, **kwargs)
 
     def get_config(self):
         return {**super().get_config(), "tags": self.tags}
