@@ -23,6 +23,7 @@ place when complete; a mistake in the input stops the run with one line
 """
 
 import dataclasses
+import json
 import os
 
 from absl import app, flags
@@ -34,6 +35,8 @@ from electra_tf.utils.errors import UserError
 # The Hugging Face model cards' metadata unless --license and --language say otherwise.
 CARD_LICENSE = "apache-2.0"
 CARD_LANGUAGE = "en"
+# The model card's name for each fine-tuned task family.
+CARD_KINDS = {"classification": "classifier", "tagging": "tagger", "qa": "answerer"}
 # Every flag, as (definer, help); each is also a field of Options. All default to None: "not given".
 FLAG_HELP = {
     "hf_discriminator": (flags.DEFINE_string, "Import: Hugging Face ElectraForPreTraining directory "
@@ -141,9 +144,23 @@ def export_finetuned(options):
         raise UserError(f"{options.model_dir} is a fine-tuned model; --to_keras_hub writes a pre-trained encoder: "
                         "use --to_hf (a transformers task model)")
     check_free(options.to_hf, "to_hf")
+    from electra_tf.serving import model_card
+
     finetuned = hf_task_models.read_finetuned(options.model_dir, options.checkpoint)
+    kind = CARD_KINDS[finetuned.family]
+    # The export's record adds what the run measured (dev metrics, wall time, hardware) to the run's.
+    record = finetuned.record
+    exported = os.path.join(options.model_dir, "export", "finetuning_config.json")
+    if os.path.exists(exported):
+        with open(exported, encoding="utf-8") as f:
+            record = {**record, **json.load(f)}
     with atomic_directory(options.to_hf) as staging:
         hf_task_models.write_task_model(finetuned, staging)
+        front = model_card.finetuned_front_matter(kind, options.license or CARD_LICENSE,
+                                                  options.language or CARD_LANGUAGE)
+        model_card.write_card(staging, model_card.finetuned_card(
+            kind, finetuned.model.config, finetuned.record["lowercase"], record,
+            finetuned.labels, fmt="hf", front_matter=front))
     labels = finetuned.labels
     shown = f"; labels {', '.join(labels)}" if labels and finetuned.family != "qa" else ""
     return [f"read {finetuned.checkpoint}: {finetuned.record['task']}{shown}",

@@ -211,6 +211,8 @@ def assert_finetuned_card(output_dir, labels=None):
     """The fine-tuned export's model card states what the run recorded: task, labels, size, time, dev metrics."""
     import json
 
+    from electra_tf.serving import model_card
+
     card = (output_dir / "export" / "README.md").read_text(encoding="utf-8")
     record = json.loads((output_dir / "export" / "finetuning_config.json").read_text())
     results = json.loads((output_dir / "eval_results.json").read_text())
@@ -223,7 +225,11 @@ def assert_finetuned_card(output_dir, labels=None):
         assert value == exported[name] and f"| {name} | {value:.4g} |" in card
     if labels is not None:
         assert f"({len(labels)}): {', '.join(labels)}" in card
-    assert "tf.saved_model.load" in card and "--to_hf" in card and "--to_keras_hub" in card
+    assert "tf.saved_model.load" in card and "--to_hf=hf_model" in card and "--to_keras_hub" in card
+    # Whether the whole model converts to transformers depends on its head; the card says which.
+    option = model_card.converts_to_transformers("classifier" if "text classifier" in card else "answerer"
+                                                 if "question answerer" in card else "tagger", record)
+    assert (f"fine-tune with `{option}`" in card) if option else ("--model_dir=<output_dir> --to_hf" in card)
 
 
 # The longest files first: `make test` gives each of its two processes a file at a time (pytest-xdist,

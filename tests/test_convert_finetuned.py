@@ -94,6 +94,19 @@ def regression_run(finetuning_model_dir, tmp_path_factory):
     return run_dir, *_convert(run_dir, root / "hf")
 
 
+def _assert_hf_card(run_dir, hf_dir, pipeline_tag, expected):
+    """The transformers directory's model card: the Hub's metadata, and the run's own figures."""
+    card = open(os.path.join(hf_dir, "README.md"), encoding="utf-8").read()
+    front = card.split("---\n")[1]
+    assert f"pipeline_tag: {pipeline_tag}" in front and "library_name: transformers" in front
+    assert expected in card
+    record = json.loads(open(os.path.join(run_dir, "export", "finetuning_config.json")).read())
+    assert record["dev_metrics"] and all(f"| {name} | {value:.4g} |" in card
+                                         for name, value in record["dev_metrics"].items())
+    # The run's own export says the whole model converts, and how.
+    assert "--model_dir=<output_dir> --to_hf" in open(os.path.join(run_dir, "export", "README.md")).read()
+
+
 def test_classifier_converts_exactly_with_its_label_names(classifier_run):
     run_dir, hf_dir, lines = classifier_run
     assert lines[-1] == (f"wrote {hf_dir} (ElectraForSequenceClassification, with its tokenizer) for transformers' "
@@ -109,6 +122,7 @@ def test_classifier_converts_exactly_with_its_label_names(classifier_run):
         logits = theirs(**_torch({k: v.numpy() for k, v in features.items()})).logits.numpy()
     np.testing.assert_allclose(ours, logits, atol=TOLERANCE, rtol=0)
     assert np.ptp(ours[:, 1] - ours[:, 0]) > 1e-3  # trained: the probes are told apart, not one constant
+    _assert_hf_card(run_dir, hf_dir, "text-classification", "- Labels (2): neg, pos")
 
     # transformers' pipeline on the converted directory against the run's own SavedModel.
     served = tf.saved_model.load(os.path.join(run_dir, "export")).signatures["serve_text"](tf.constant(PROBES))
@@ -176,6 +190,7 @@ def test_tagger_converts_exactly_and_tags_as_its_export(tagger_run):
     config = json.loads(open(os.path.join(hf_dir, "config.json")).read())
     assert config["architectures"] == ["ElectraForTokenClassification"]
     assert [config["id2label"][str(i)] for i in range(len(tags))] == tags == ["DT", "IN", "NN", "PRP", "RB", "VBD"]
+    _assert_hf_card(run_dir, hf_dir, "token-classification", f"- Tags (6): {', '.join(tags)}")
     from electra_tf.finetuning.tagging.features import encode, word_pieces
 
     tagger = _restored(run_dir)
@@ -267,6 +282,7 @@ def _reference_answers(hf_dir, questions, contexts, max_answer_length=30):
 def test_linear_qa_converts_exactly_and_answers_as_its_export(qa_run):
     run_dir, hf_dir, lines = qa_run
     assert "ElectraForQuestionAnswering" in lines[-1]
+    _assert_hf_card(run_dir, hf_dir, "question-answering", "AutoModelForQuestionAnswering.from_pretrained")
     from electra_tf.finetuning.qa.squad import make_example
 
     answerer = _restored(run_dir)

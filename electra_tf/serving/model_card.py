@@ -245,10 +245,97 @@ CALLS = {
     "answerer": 'model.signatures["serve_text"](questions=tf.constant(["who sat ?"]), '
                 'contexts=tf.constant(["the cat sat ."]))  # answer, score',
 }
+# transformers' class of each fine-tuned kind, its pipeline task (the Hub's pipeline_tag), and how to call it.
+HF_TASK_CLASSES = {"classifier": "ElectraForSequenceClassification", "tagger": "ElectraForTokenClassification",
+                   "answerer": "ElectraForQuestionAnswering"}
+HF_PIPELINE_TAGS = {"classifier": "text-classification", "tagger": "token-classification",
+                    "answerer": "question-answering"}
+HF_CALLS = {
+    "classifier": ['from transformers import pipeline',
+                   'classify = pipeline("text-classification", model="path/to/this/directory")',
+                   'classify("a gem of a film .")'],
+    "tagger": ['from transformers import pipeline',
+               'tag = pipeline("token-classification", model="path/to/this/directory")',
+               'tag("he ran home .")  # a tag on each word\'s first piece'],
+    "answerer": ['from transformers import AutoModelForQuestionAnswering, AutoTokenizer',
+                 'model = AutoModelForQuestionAnswering.from_pretrained("path/to/this/directory")',
+                 'tokenizer = AutoTokenizer.from_pretrained("path/to/this/directory")',
+                 'inputs = tokenizer("who sat ?", "the cat sat .", return_tensors="pt")',
+                 'outputs = model(**inputs)  # start_logits, end_logits'],
+}
 
 
-def finetuned_card(kind, config, lowercase, record, labels=None):
-    """The card of a fine-tuned export: classifier, tagger or question answerer.
+def converts_to_transformers(kind, record):
+    """None if the fine-tuned model converts to its transformers class, else the option to fine-tune with.
+
+    The original's classification and question-answering heads have no
+    counterpart in transformers' classes; the transformers-shaped heads and
+    the tagger's head convert exactly.
+
+    Args:
+        kind: "classifier", "tagger" or "answerer".
+        record: what the fine-tuning run recorded (finetuning_config.json).
+
+    Example:
+
+    >>> converts_to_transformers("classifier", {"hyperparameters": {"classifier_head": "original"}})
+    '--classifier_head=transformers'
+    >>> converts_to_transformers("tagger", {}) is None
+    True
+    """
+    if kind == "classifier" and record.get("hyperparameters", {}).get("classifier_head", "original") != "transformers":
+        return "--classifier_head=transformers"
+    if kind == "answerer" and record.get("qa", {}).get("qa_head", "original") != "linear":
+        return "--qa_head=linear"
+    return None
+
+
+def finetuned_front_matter(kind, license_name, language):
+    """The Hub's model-card YAML metadata for a fine-tuned model converted to transformers.
+
+    Args:
+        kind: "classifier", "tagger" or "answerer".
+        license_name: the Hub's license identifier, e.g. "apache-2.0".
+        language: the text's language code, e.g. "en".
+
+    Example:
+
+    >>> finetuned_front_matter("tagger", "apache-2.0", "en")["pipeline_tag"]
+    'token-classification'
+    """
+    return {"license": license_name, "language": language, "library_name": "transformers",
+            "tags": ["electra", "electra-tf", HF_PIPELINE_TAGS[kind]], "pipeline_tag": HF_PIPELINE_TAGS[kind]}
+
+
+def _finetuned_loading(kind, record, fmt):
+    tensorflow = ["TensorFlow (the SavedModel; `tensorflow_text` registers its tokenizer's ops; electra_tf is not "
+                  "needed):",
+                  *_code("import tensorflow as tf, tensorflow_text", 'model = tf.saved_model.load("path/to/export")',
+                         CALLS[kind])]
+    keras_hub = ["keras-hub has no ELECTRA task models: `convert_checkpoint --to_keras_hub` writes the pre-trained "
+                 "encoder it was fine-tuned from (`--model_dir=<its pre-training run>`)."]
+    if fmt == "hf":
+        transformers = [f"transformers (this directory, `{HF_TASK_CLASSES[kind]}`):", *_code(*HF_CALLS[kind])]
+        tensorflow = ["TensorFlow: the fine-tuning run's own export (`<output_dir>/export`), or this directory's "
+                      "(`python -m electra_tf.export --model_dir=path/to/this/directory`), loads with "
+                      "`tf.saved_model.load`."]
+        return ["## How to load", "", *transformers, *tensorflow, "", *keras_hub]
+    option = converts_to_transformers(kind, record)
+    if option is None:
+        transformers = [f"transformers, as `{HF_TASK_CLASSES[kind]}` with its head and label names, once converted:",
+                        *_code("python -m electra_tf.convert_checkpoint --model_dir=<output_dir> --to_hf=hf_model"),
+                        "then:", *_code(*[line.replace("path/to/this/directory", "hf_model")
+                                          for line in HF_CALLS[kind]])]
+    else:
+        transformers = [f"transformers: this head is the original's, which `{HF_TASK_CLASSES[kind]}` cannot hold "
+                        f"(fine-tune with `{option}` to convert the whole model with `convert_checkpoint "
+                        "--model_dir=<output_dir> --to_hf=hf_model`); the encoder alone converts from its "
+                        "pre-training run with `--to_hf`."]
+    return ["## How to load", "", *tensorflow, *transformers, "", *keras_hub]
+
+
+def finetuned_card(kind, config, lowercase, record, labels=None, fmt="savedmodel", front_matter=None):
+    """The card of a fine-tuned model: its SavedModel export, or its transformers task model.
 
     Args:
         kind: "classifier", "tagger" or "answerer".
@@ -257,6 +344,8 @@ def finetuned_card(kind, config, lowercase, record, labels=None):
         record: what the fine-tuning run recorded (finetuning_config.json: task, model, train_examples,
             updates, hyperparameters; and dev_metrics, wall_seconds, hardware); {} when none.
         labels: the label (or tag) names in id order; None for regression and question answering.
+        fmt: "savedmodel" (the export) or "hf" (a transformers directory written by convert_checkpoint).
+        front_matter: the Hub's metadata (`finetuned_front_matter`), for a transformers directory.
 
     Example:
 
@@ -266,11 +355,13 @@ def finetuned_card(kind, config, lowercase, record, labels=None):
     """
     task = record.get("task", UNKNOWN)
     hp = record.get("hyperparameters", {})
-    lines = [f"# ELECTRA {TASK_KINDS[kind]}: {task}", "",
-             "Fine-tuned with electra-tf, the Keras 3 / TensorFlow implementation of ELECTRA (Clark et al., "
-             "ICLR 2020).", "", "## Model", "",
-             f"- Fine-tuned from: {record.get('model', UNKNOWN)}", *describe_model(config, lowercase, "encoder"),
-             f"- Task: `{task}`"]
+    what = f" ({HF_TASK_CLASSES[kind]}, Hugging Face transformers)" if fmt == "hf" else ""
+    lines = _front_matter(front_matter) if front_matter else []
+    lines += [f"# ELECTRA {TASK_KINDS[kind]}: {task}{what}", "",
+              "Fine-tuned with electra-tf, the Keras 3 / TensorFlow implementation of ELECTRA (Clark et al., "
+              "ICLR 2020).", "", "## Model", "",
+              f"- Fine-tuned from: {record.get('model', UNKNOWN)}", *describe_model(config, lowercase, "encoder"),
+              f"- Task: `{task}`"]
     if labels is not None:
         lines.append(f"- {'Tags' if kind == 'tagger' else 'Labels'} ({len(labels)}): {', '.join(map(str, labels))}")
     elif kind == "classifier":
@@ -283,15 +374,7 @@ def finetuned_card(kind, config, lowercase, record, labels=None):
               f"- Wall time: {_duration(record.get('wall_seconds'))}",
               f"- Hardware: {record.get('hardware', UNKNOWN)}", "",
               *metrics_table(record.get("dev_metrics", {}), "dev split, the selected epoch"), "",
-              "## How to load", "",
-              "TensorFlow (this SavedModel; `tensorflow_text` registers its tokenizer's ops; electra_tf is not "
-              "needed):",
-              *_code("import tensorflow as tf, tensorflow_text", 'model = tf.saved_model.load("path/to/export")',
-                     CALLS[kind]),
-              "transformers and keras-hub: convert the pre-trained model it was fine-tuned from with "
-              "`python -m electra_tf.convert_checkpoint --model_dir=<model_dir> --to_hf=hf_model` or "
-              "`--to_keras_hub=kh_model` (BUILD.md, \"Converting checkpoints\"); this task head lives in the "
-              "SavedModel."]
+              *_finetuned_loading(kind, record, fmt)]
     return "\n".join(lines) + "\n"
 
 
