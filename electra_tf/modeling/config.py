@@ -3,7 +3,7 @@
 import dataclasses
 import json
 
-# What each does: electra_tf/pretraining/objectives/ and BUILD.md, "Objectives".
+# What each does: electra_tf/pretraining/objectives/ and docs/objectives.md.
 OBJECTIVES = ("electra", "mlm", "electra_15", "replace_mlm", "all_tokens_mlm", "teams", "mc_bert")
 # How the generator's embeddings relate to the discriminator's (the main model's).
 EMBEDDING_SHARING = ("tied", "untied", "gdes")

@@ -290,7 +290,7 @@ def finetuned_card(kind, config, lowercase, record, labels=None):
                      CALLS[kind]),
               "transformers and keras-hub: convert the pre-trained model it was fine-tuned from with "
               "`python -m electra_tf.convert_checkpoint --model_dir=<model_dir> --to_hf=hf_model` or "
-              "`--to_keras_hub=kh_model` (BUILD.md, \"Converting checkpoints\"); this task head lives in the "
+              "`--to_keras_hub=kh_model` (docs/conversion.md); this task head lives in the "
               "SavedModel."]
     return "\n".join(lines) + "\n"
 
