@@ -5,26 +5,18 @@ which the site does not build, and the guides' links to the repository's other f
 (bench/RESULTS.md). tests/test_docs_commands.py checks that those commands' tools and flags exist.
 """
 
-import glob
 import os
 import re
 
 import pytest
+from test_docs_commands import DOCUMENTS, ROOT, split_code
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCUMENTS = ["README.md", "BUILD.md", *sorted(glob.glob("docs/**/*.md", root_dir=ROOT, recursive=True))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
 def prose(markdown):
     """`markdown` without its code: fenced and indented blocks, and inline code spans."""
-    lines, fenced = [], False
-    for line in markdown.splitlines():
-        if line.lstrip().startswith("```"):
-            fenced = not fenced
-        elif not fenced and not line.startswith("    "):
-            lines.append(re.sub(r"`[^`]*`", "", line))
-    return "\n".join(lines)
+    return "\n".join(split_code(markdown)[1])
 
 
 def broken_links(markdown, where):
