@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: venv test lint demo clean
+.PHONY: venv test lint docs demo clean
 
 # The demo's sequence length has one home, electra_tf/configs/demo.flags; the data is built to match it.
 DEMO_DIR ?= demo_out
@@ -40,6 +40,13 @@ lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 
+# The documentation site, into site/ (open site/index.html). --strict turns every warning (a broken link, a
+# docstring griffe cannot read, an API name that does not resolve) into a failure. The log is shown only
+# then: mkdocs' --quiet would hide the warnings from --strict too. NO_MKDOCS_2_WARNING keeps
+# mkdocs-material's notice about MkDocs 2 out of it.
+docs: $(DEV_STAMP)
+	@log=$$(NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site 2>&1) || { echo "$$log"; exit 1; }
+
 $(DEMO_DIR)/wiki.txt: | $(STAMP)
 	$(PY) -m data_prep.export_corpus --output=$@
 
@@ -66,4 +73,4 @@ demo: $(DEMO_DIR)/data/dataset_info.json $(DEMO_DIR)/rotten_tomatoes/train.tsv
 	@echo "SavedModels:      $(DEMO_DIR)/model/export/discriminator, $(DEMO_DIR)/finetune/export"
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR)
+	rm -rf $(VENV) $(DEMO_DIR) site

@@ -14,7 +14,7 @@ weights, writes eval_results.json, the test predictions (GLUE's
 submission format) and a SavedModel (output_dir/export) that takes raw
 text, and ends with a summary of the selected epoch and these paths. The
 recipe is the original's (google-research/electra run_finetuning.py); see
-BUILD.md, "Fine-tuning".
+docs/finetuning/classification.md.
 
 SIGTERM/SIGINT exit 0: at once before training, after the current update
 (with the trial's training state saved) during it, and without touching

@@ -26,19 +26,25 @@ MAKE = re.compile(r"(?:^|[;&|]\s*|`)make((?:\s+[\w.-]+)*)")
 FLAG = re.compile(r"(?<![\w-])--(\w+)")
 
 
-def code_of(markdown):
-    """The text of a document's code: fenced blocks, indented blocks and inline code spans, one command a line."""
-    pieces, fenced = [], False
+def split_code(markdown):
+    """(code, prose) of a document: its fenced blocks, indented blocks and inline code spans, and the rest."""
+    code, prose, fenced = [], [], False
     for line in markdown.splitlines():
         if line.lstrip().startswith("```"):
             fenced = not fenced
             continue
         if fenced or line.startswith("    ") or line.startswith("\t"):
-            pieces.append(line.strip())
+            code.append(line.strip())
         else:
-            pieces.extend(re.findall(r"`([^`]+)`", line))
+            code.extend(re.findall(r"`([^`]+)`", line))
+            prose.append(re.sub(r"`[^`]*`", "", line))
+    return code, prose
+
+
+def code_of(markdown):
+    """The text of a document's code, one command a line."""
     # A trailing backslash continues the command on the next line.
-    return "\n".join(pieces).replace("\\\n", " ")
+    return "\n".join(split_code(markdown)[0]).replace("\\\n", " ")
 
 
 def commands(markdown):

@@ -69,7 +69,7 @@ def test_a_run_is_quiet_notes_few_updates_and_ends_with_a_summary_of_files_that_
     assert result.stderr == ""  # no TensorFlow start-up messages, no retracing warnings
     lines = result.stdout.splitlines()
     assert ("note: 2 epochs of 38 batches are only 76 optimizer updates, and so few tend to underfit; "
-            "--num_train_epochs=3 gives 114 (BUILD.md, \"Small data\")") in lines
+            "--num_train_epochs=3 gives 114 (docs/finetuning/classification.md, \"Small data\")") in lines
     results = json.loads((out / "eval_results.json").read_text())
     chosen = results["predictions_from_trial"]
     trial = results["trials"][chosen - 1]

@@ -160,7 +160,8 @@ def _object_paths(checkpoint_path):
 
 def test_checkpoints_keep_the_generator_heads_original_names(tmp_path):
     """Checkpoints written before the head was keras-hub's name its parts dense, layer_norm and output_bias;
-    new checkpoints keep those names beside keras-hub's, so both restore (old ones checked by hand: BUILD.md)."""
+    new checkpoints keep those names beside keras-hub's, so both restore (old ones checked by hand:
+    docs/release-notes.md)."""
     path = tf.train.Checkpoint(model=ElectraPretrainer(TINY)).write(str(tmp_path / "ckpt"))
     paths = _object_paths(path)
     for old in ("dense/_kernel", "layer_norm/gamma", "output_bias", "word_embeddings/_embeddings"):

@@ -518,7 +518,7 @@ def few_updates_note(updates, steps_per_epoch, epochs):
 
     >>> print(few_updates_note(21, 7, 3))
     note: 3 epochs of 7 batches are only 21 optimizer updates, and so few tend to underfit; --num_train_epochs=15 \
-gives 105 (BUILD.md, "Small data")
+gives 105 (docs/finetuning/classification.md, "Small data")
     >>> few_updates_note(120, 40, 3) is None
     True
     """
@@ -526,7 +526,8 @@ gives 105 (BUILD.md, "Small data")
         return None
     enough = math.ceil(MIN_UPDATES / steps_per_epoch)
     return (f"note: {epochs} epochs of {steps_per_epoch} batches are only {updates} optimizer updates, and so few tend "
-            f"to underfit; --num_train_epochs={enough} gives {enough * steps_per_epoch} (BUILD.md, \"Small data\")")
+            f"to underfit; --num_train_epochs={enough} gives {enough * steps_per_epoch} "
+            f"(docs/finetuning/classification.md, \"Small data\")")
 
 
 def prepare_output_dir(options, record, vocab_file):

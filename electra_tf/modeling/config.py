@@ -3,7 +3,7 @@
 import dataclasses
 import json
 
-# What each does: electra_tf/pretraining/objectives/ and BUILD.md, "Objectives".
+# What each does: electra_tf/pretraining/objectives/ and docs/objectives.md.
 OBJECTIVES = ("electra", "mlm", "electra_15", "replace_mlm", "all_tokens_mlm", "teams", "mc_bert")
 # How the generator's embeddings relate to the discriminator's (the main model's).
 EMBEDDING_SHARING = ("tied", "untied", "gdes")
@@ -49,20 +49,28 @@ class ElectraConfig:
     vocabulary, and that is what the runners pass in.
 
     Args:
-        vocab_size, embedding_size, hidden_size, num_layers, num_heads, intermediate_size:
-            the discriminator's shape (the embeddings are shared).
+        vocab_size: rows of the word embedding table (the vocabulary's size).
+        embedding_size: width of the shared embeddings, projected to each tower's width.
+        hidden_size: the discriminator's hidden width.
+        num_layers: the discriminator's Transformer layers.
+        num_heads: the discriminator's attention heads.
+        intermediate_size: the discriminator's feed-forward width.
         generator_hidden_size: the generator's width as a fraction of the discriminator's.
         generator_layers: the generator's depth as a fraction of the discriminator's (1.0).
-        max_position_embeddings, type_vocab_size: rows of the position and segment tables.
-        hidden_dropout_prob, attention_probs_dropout_prob: dropout rates (0.1 in the paper).
-        initializer_range, layer_norm_epsilon: BERT's 0.02 and 1e-12.
-        max_seq_length, mask_prob, mask_token_prob: masking: the share of tokens predicted
-            and, of those, the share shown as [MASK] (the rest keep their token).
-        gen_weight, disc_weight: the loss weights of the generator's MLM (1) and of replaced-token
-            detection (50).
-        temperature, final_temperature: the generator's sampling temperature; with `final_temperature`
-            above 0 it moves linearly from `temperature` at step 0 to `final_temperature` at the
-            last step (0: constant).
+        max_position_embeddings: rows of the position table.
+        type_vocab_size: rows of the segment table.
+        hidden_dropout_prob: dropout on embeddings and hidden states (0.1 in the paper).
+        attention_probs_dropout_prob: dropout on attention probabilities (0.1 in the paper).
+        initializer_range: standard deviation of the truncated-normal initialiser (BERT's 0.02).
+        layer_norm_epsilon: LayerNorm's epsilon (BERT's 1e-12).
+        max_seq_length: tokens per example.
+        mask_prob: the share of tokens masked and predicted.
+        mask_token_prob: of the masked tokens, the share shown as `[MASK]` (the rest keep their token).
+        gen_weight: the loss weight of the generator's MLM (1).
+        disc_weight: the loss weight of replaced-token detection (50).
+        temperature: the generator's sampling temperature (at step 0 when `final_temperature` is set).
+        final_temperature: if above 0, the temperature moves linearly from `temperature` at step 0 to
+            this at the last step (0: constant).
         disallow_correct: never sample the original token at a masked position (the original's option).
         embedding_sharing: "tied" (one embedding set for both towers, the original's default),
             "untied" (the generator has its own, of its hidden width, as the original's
@@ -75,14 +83,19 @@ class ElectraConfig:
         objective: one of `OBJECTIVES` (see `electra_tf.pretraining.objectives`).
         candidate_size: candidates per position of the selection objectives, the original included;
             0: the objective's default (teams 5, mc_bert 10 with the reject option).
-        mws_weight, teams_rtd_weight: teams' loss weights of multi-word selection (2) and of
-            replaced-token detection (5), TF Model Garden's `teams.py` defaults.
+        mws_weight: teams' loss weight of multi-word selection (2, TF Model Garden's `teams.py` default).
+        teams_rtd_weight: teams' loss weight of replaced-token detection (5, TF Model Garden's `teams.py`
+            default).
         num_task_agnostic_layers: teams: discriminator layers both of its tasks share; the detection
             task has `num_layers` minus these of its own (0: `num_layers - 1`, Model Garden's 11 of 12).
         shared_generator_layers: teams: the share of the generator's layers that are the discriminator's
             bottom layers (0.5, Model Garden's 3 of 6; 0: none).
         seed: seeds masking, sampling, initialisation and data order.
-        pad_id, unk_id, cls_id, sep_id, mask_id: the vocabulary's special tokens.
+        pad_id: the id of `[PAD]` in the vocabulary.
+        unk_id: the id of `[UNK]` in the vocabulary.
+        cls_id: the id of `[CLS]` in the vocabulary.
+        sep_id: the id of `[SEP]` in the vocabulary.
+        mask_id: the id of `[MASK]` in the vocabulary.
 
     Example:
 

@@ -69,7 +69,9 @@ class ElectraAdamW(keras.optimizers.Optimizer):
     Args:
         learning_rate: a float or a schedule such as `WarmupPolynomialDecay`.
         weight_decay: the decoupled decay rate (0.01).
-        beta_1, beta_2, epsilon: Adam's (0.9, 0.999, 1e-6 as the original).
+        beta_1: Adam's beta1 (0.9, as the original).
+        beta_2: Adam's beta2 (0.999, as the original).
+        epsilon: Adam's epsilon (1e-6, as the original).
         bias_correction: apply Adam's bias correction (the original does not).
         global_clipnorm: clip the gradients to this global norm (1.0; None: don't).
         learning_rate_multipliers: `{variable.path: multiplier}`; a listed

@@ -60,7 +60,9 @@ class OptimizerConfig:
             shorter runs (`default_warmup_steps`).
         lr_decay_power: power of the polynomial decay (1.0: linear).
         weight_decay_rate: decoupled weight decay, not applied to LayerNorm parameters and biases.
-        adam_beta1, adam_beta2, adam_epsilon: Adam's constants.
+        adam_beta1: Adam's beta1 (0.9).
+        adam_beta2: Adam's beta2 (0.999).
+        adam_epsilon: Adam's epsilon (1e-6).
         clip_norm: global-norm clipping (0 turns it off).
         bias_correction: Adam bias correction (off, as in the original).
 

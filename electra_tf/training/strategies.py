@@ -18,11 +18,12 @@ def cluster_resolver():
         try:
             json.loads(os.environ["TF_CONFIG"])
         except ValueError as e:
-            raise ValueError(f"TF_CONFIG is not valid JSON ({e}); see BUILD.md for its form") from None
+            raise ValueError(f"TF_CONFIG is not valid JSON ({e}); see docs/distributed.md for its form") from None
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if os.environ.get("SLURM_JOB_ID"):
         return tf.distribute.cluster_resolver.SlurmClusterResolver()
-    raise ValueError("multi_worker_mirrored needs a cluster: set TF_CONFIG (see BUILD.md) or run under SLURM")
+    raise ValueError("multi_worker_mirrored needs a cluster: set TF_CONFIG (see docs/distributed.md) or run under "
+                     "SLURM")
 
 
 def make_strategy(name, tpu=None, num_cpu_devices=0):
