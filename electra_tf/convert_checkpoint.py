@@ -156,8 +156,7 @@ def export_finetuned(options):
             record = {**record, **json.load(f)}
     with atomic_directory(options.to_hf) as staging:
         hf_task_models.write_task_model(finetuned, staging)
-        front = model_card.finetuned_front_matter(kind, options.license or CARD_LICENSE,
-                                                  options.language or CARD_LANGUAGE)
+        front = model_card.hf_front_matter(kind, options.license or CARD_LICENSE, options.language or CARD_LANGUAGE)
         model_card.write_card(staging, model_card.finetuned_card(
             kind, finetuned.model.config, finetuned.record["lowercase"], record,
             finetuned.labels, fmt="hf", front_matter=front))

@@ -192,11 +192,18 @@ def _front_matter(values):
     return [*lines, "---", ""]
 
 
-def hf_front_matter(tower, license_name, language):
-    """The Hub's model-card YAML metadata for a converted tower.
+# The Hub's pipeline_tag of each model a card describes: a pre-trained tower or a fine-tuned task model.
+PIPELINE_TAGS = {"discriminator": "feature-extraction", "encoder": "feature-extraction", "generator": "fill-mask",
+                 "classifier": "text-classification", "tagger": "token-classification",
+                 "answerer": "question-answering"}
+
+
+def hf_front_matter(model, license_name, language):
+    """The Hub's model-card YAML metadata for a model converted to transformers.
 
     Args:
-        tower: "discriminator" or "generator".
+        model: a pre-trained tower ("discriminator", "generator") or a fine-tuned task model
+            ("classifier", "tagger", "answerer").
         license_name: the Hub's license identifier, e.g. "apache-2.0".
         language: the text's language code, e.g. "en".
 
@@ -204,10 +211,12 @@ def hf_front_matter(tower, license_name, language):
 
     >>> hf_front_matter("generator", "apache-2.0", "en")["pipeline_tag"]
     'fill-mask'
+    >>> hf_front_matter("tagger", "apache-2.0", "en")["tags"]
+    ['electra', 'electra-tf', 'token-classification']
     """
+    tag = model if model in ("discriminator", "encoder", "generator") else PIPELINE_TAGS[model]
     return {"license": license_name, "language": language, "library_name": "transformers",
-            "tags": ["electra", "electra-tf", tower], "pipeline_tag": "fill-mask" if tower == "generator"
-            else "feature-extraction"}
+            "tags": ["electra", "electra-tf", tag], "pipeline_tag": PIPELINE_TAGS[model]}
 
 
 def pretrained_card(config, lowercase, tower, record, fmt="savedmodel", model_dir="<model_dir>", front_matter=None):
@@ -245,11 +254,9 @@ CALLS = {
     "answerer": 'model.signatures["serve_text"](questions=tf.constant(["who sat ?"]), '
                 'contexts=tf.constant(["the cat sat ."]))  # answer, score',
 }
-# transformers' class of each fine-tuned kind, its pipeline task (the Hub's pipeline_tag), and how to call it.
+# transformers' class of each fine-tuned kind, and how to call it.
 HF_TASK_CLASSES = {"classifier": "ElectraForSequenceClassification", "tagger": "ElectraForTokenClassification",
                    "answerer": "ElectraForQuestionAnswering"}
-HF_PIPELINE_TAGS = {"classifier": "text-classification", "tagger": "token-classification",
-                    "answerer": "question-answering"}
 HF_CALLS = {
     "classifier": ['from transformers import pipeline',
                    'classify = pipeline("text-classification", model="path/to/this/directory")',
@@ -290,23 +297,6 @@ def converts_to_transformers(kind, record):
     return None
 
 
-def finetuned_front_matter(kind, license_name, language):
-    """The Hub's model-card YAML metadata for a fine-tuned model converted to transformers.
-
-    Args:
-        kind: "classifier", "tagger" or "answerer".
-        license_name: the Hub's license identifier, e.g. "apache-2.0".
-        language: the text's language code, e.g. "en".
-
-    Example:
-
-    >>> finetuned_front_matter("tagger", "apache-2.0", "en")["pipeline_tag"]
-    'token-classification'
-    """
-    return {"license": license_name, "language": language, "library_name": "transformers",
-            "tags": ["electra", "electra-tf", HF_PIPELINE_TAGS[kind]], "pipeline_tag": HF_PIPELINE_TAGS[kind]}
-
-
 def _finetuned_loading(kind, record, fmt):
     tensorflow = ["TensorFlow (the SavedModel; `tensorflow_text` registers its tokenizer's ops; electra_tf is not "
                   "needed):",
@@ -345,7 +335,7 @@ def finetuned_card(kind, config, lowercase, record, labels=None, fmt="savedmodel
             updates, hyperparameters; and dev_metrics, wall_seconds, hardware); {} when none.
         labels: the label (or tag) names in id order; None for regression and question answering.
         fmt: "savedmodel" (the export) or "hf" (a transformers directory written by convert_checkpoint).
-        front_matter: the Hub's metadata (`finetuned_front_matter`), for a transformers directory.
+        front_matter: the Hub's metadata (`hf_front_matter`), for a transformers directory.
 
     Example:
 
