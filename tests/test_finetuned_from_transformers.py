@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import torch
-from conftest import error_lines, run_module
+from conftest import CLI_ENV, ROOT, SUBPROCESS_TIMEOUT, error_lines, run_module
 from transformers import (
     BertConfig,
     BertForQuestionAnswering,
@@ -314,9 +314,31 @@ def _reviews(root, labels):
                              columns=tasks.CustomColumns("review", None, "sentiment"))
 
 
+# Prints the head each invocation of run_finetuning continues with: a classifier directory, a QA directory, and
+# the classifier directory under --new_head.
+_HEAD_CHOICES = """
+import json, sys
+from electra_tf import run_finetuning
+classifier, qa = sys.argv[1:]
+run_finetuning.define_flags()
+flags = run_finetuning.FLAGS
+choices = {}
+for name, argv, option in (
+        ("classifier", [f"--init_checkpoint={classifier}", "--train_file=t.tsv", "--dev_file=d.tsv"],
+         "classifier_head"),
+        ("qa", [f"--init_checkpoint={qa}", "--task=squad_v2"], "qa_head"),
+        ("new_head", [f"--init_checkpoint={classifier}", "--new_head"], "classifier_head")):
+    flags.unparse_flags()
+    flags(["run_finetuning", *argv, "--output_dir=o"])
+    values = {option: flags[option].value}
+    run_finetuning._continue_task_head(values, values)
+    choices[name] = values[option]
+print(json.dumps(choices))
+"""
+
+
 def test_run_finetuning_continues_a_transformers_classifier(models, tmp_path, capsys):
     """transformers -> run_finetuning (the head continued; a learning rate too small to move it) -> transformers."""
-    from electra_tf import run_finetuning
     from electra_tf.convert_checkpoint import Options, run
     from electra_tf.finetuning import runner
     from electra_tf.finetuning.config import FinetuningConfig, RunOptions
@@ -324,27 +346,13 @@ def test_run_finetuning_continues_a_transformers_classifier(models, tmp_path, ca
     theirs, directory = models["classifier"]
     data = _reviews(tmp_path, LABELS)
     assert data.labels == sorted(LABELS)  # the run's label ids are not the directory's
-    run_finetuning.define_flags()
-    flags = run_finetuning.FLAGS
-    flags.unparse_flags()
-    try:
-        flags(["run_finetuning", f"--init_checkpoint={directory}", "--train_file=t.tsv", "--dev_file=d.tsv",
-               f"--output_dir={tmp_path / 'o'}"])
-        values = {name: flags[name].value for name in ("classifier_head",)}
-        run_finetuning._continue_task_head(values, {})
-        assert values["classifier_head"] == "transformers"  # the directory's head, with no --classifier_head
-        flags.unparse_flags()
-        flags(["run_finetuning", f"--init_checkpoint={models['qa'][1]}", "--task=squad_v2", "--output_dir=o"])
-        qa_values = {"qa_head": flags["qa_head"].value}
-        run_finetuning._continue_task_head({}, qa_values)
-        assert qa_values["qa_head"] == "linear"
-        flags.unparse_flags()
-        flags(["run_finetuning", f"--init_checkpoint={directory}", "--new_head", "--output_dir=o"])
-        values = {"classifier_head": flags["classifier_head"].value}
-        run_finetuning._continue_task_head(values, {})
-        assert values["classifier_head"] == "original"  # --new_head: the flags' defaults
-    finally:
-        flags.unparse_flags()
+    # A fresh process: another test may have defined run_pretraining's flags (its --data_dir) in this one.
+    heads = json.loads(subprocess.run([sys.executable, "-c", _HEAD_CHOICES, directory, models["qa"][1]],
+                                      cwd=ROOT, env=CLI_ENV, capture_output=True, text=True,
+                                      check=True, timeout=SUBPROCESS_TIMEOUT).stdout)
+    assert heads == {"classifier": "transformers",  # the directory's head, with no --classifier_head
+                     "qa": "linear",
+                     "new_head": "original"}  # --new_head: the flags' defaults
 
     config = FinetuningConfig(max_seq_length=32, train_batch_size=8, num_train_epochs=1, learning_rate=1e-12,
                               classifier_head="transformers")
