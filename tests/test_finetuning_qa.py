@@ -115,8 +115,12 @@ def test_python_api_and_export_answer_alike(finetuning_model_dir, tmp_path):
     export_dir = export_answerer(answerer, str(tmp_path / "export"), no_answer=False)
     served = tf.saved_model.load(export_dir).signatures["serve_text"](questions=tf.constant(questions),
                                                                         contexts=tf.constant(contexts))
-    assert [a.decode() for a in served["answer"].numpy()] == [p["answer"] for p in predicted]
     assert served["score"].numpy() == pytest.approx([p["score"] for p in predicted], abs=1e-4)
+    for answer, p in zip(served["answer"].numpy(), predicted, strict=True):
+        # The same span, or one that ties with it: the two compute in another order, and a random head's
+        # near-equal spans ("(1895-1943). sat on the" and "-1943). sat on the") may then swap.
+        tied = {text for text, score in p["n_best"] if abs(score - p["score"]) < 1e-4}
+        assert answer.decode() == p["answer"] or answer.decode() in tied, (answer, p["n_best"][:3])
     assert served["null_score"].numpy() == pytest.approx([p["null_score"] for p in predicted], abs=1e-4)
 
 
