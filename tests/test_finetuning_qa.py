@@ -93,12 +93,15 @@ def test_python_api_and_export_answer_alike(finetuning_model_dir, tmp_path):
     A random-initialised head answers arbitrary spans, which is what exercises the windows' max-context
     rule (contexts of several windows) and the narrowing of "(1895-1943)." to its pieces.
     """
+    import keras
     import tensorflow as tf
 
     from electra_tf.finetuning.qa.answerer import ElectraQuestionAnswerer
     from electra_tf.finetuning.qa.config import QAConfig
     from electra_tf.serving.qa_savedmodel import export_answerer
 
+    # A seeded head, whatever ran before in this process: with this seed a best span lies inside "(1895-1943).".
+    keras.utils.set_random_seed(2)
     qa = QAConfig(max_query_length=8, doc_stride=5, beam_size=8, na_threshold=1e9)
     answerer = ElectraQuestionAnswerer.from_pretrained(finetuning_model_dir, qa=qa, sequence_length=24)
     answerer.compile()
@@ -116,11 +119,13 @@ def test_python_api_and_export_answer_alike(finetuning_model_dir, tmp_path):
     served = tf.saved_model.load(export_dir).signatures["serve_text"](questions=tf.constant(questions),
                                                                         contexts=tf.constant(contexts))
     assert served["score"].numpy() == pytest.approx([p["score"] for p in predicted], abs=1e-4)
+    unknown = answerer.preprocessor.unk_id
     for answer, p in zip(served["answer"].numpy(), predicted, strict=True):
-        # The same span, or one that ties with it: the two compute in another order, and a random head's
-        # near-equal spans ("(1895-1943). sat on the" and "-1943). sat on the") may then swap.
-        tied = {text for text, score in p["n_best"] if abs(score - p["score"]) < 1e-4}
-        assert answer.decode() == p["answer"] or answer.decode() in tied, (answer, p["n_best"][:3])
+        # The same text, except where the span's words hold a piece the vocabulary lacks ("1895" here): the
+        # run cannot find [UNK] in the words and keeps them whole, as the original does; the export narrows
+        # the span to its pieces' characters ("-1943). sat on the" where the run gives "(1895-1943). sat on the").
+        whole_words = unknown in answerer.preprocessor.tokenize_words([p["answer"].split()]).flat_values.numpy()
+        assert answer.decode() == p["answer"] or (whole_words and answer.decode() in p["answer"]), (answer, p)
     assert served["null_score"].numpy() == pytest.approx([p["null_score"] for p in predicted], abs=1e-4)
 
 

@@ -13,6 +13,8 @@ window gives the start piece its most context, as in run_finetuning's
 post-processing. Where cleaning changed a word's length (accents
 stripped), its pieces cannot be placed in it and a span keeps that whole
 word, where run_finetuning still narrows it by matching the pieces' text.
+Inside a word with an [UNK] piece it is the other way round: the offsets
+narrow the span, where run_finetuning (as the original) keeps the word.
 `serving_default` takes int32 ids and returns
 the head's beam. It loads with `tf.saved_model.load` (after
 `import tensorflow_text`) in a process that does not import electra_tf.
