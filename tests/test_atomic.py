@@ -1,4 +1,4 @@
-"""The atomic writer leaves files as readable as an ordinary write would, whatever the umask."""
+"""The atomic writer: files as readable as an ordinary write would leave them, and nothing left by an interrupt."""
 
 import os
 import stat
@@ -36,3 +36,46 @@ def test_an_atomic_directory_is_readable_as_usual_whatever_wrote_into_it(tmp_pat
         os.close(fd)
     assert [stat.S_IMODE(os.stat(p).st_mode) for p in (target, target / "sub", target / "sub" / "weights")] == \
         [0o755, 0o755, 0o644]
+
+
+def _interrupted_after(function):
+    """`function` that does its work and is then interrupted, as a stop signal acted on as it returns would."""
+    def interrupted(*args, **kwargs):
+        function(*args, **kwargs)
+        raise KeyboardInterrupt
+    return interrupted
+
+
+@pytest.mark.parametrize("creates", ["open", "mkdir"])
+def test_an_interrupt_just_after_the_staging_is_created_leaves_nothing_behind(tmp_path, monkeypatch, creates):
+    # The moment run_finetuning's SIGTERM test can hit: the staging exists, its name not yet returned.
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "saved_model.pb").write_text("the previous export")
+    monkeypatch.setattr(os, creates, _interrupted_after(getattr(os, creates)))
+    with pytest.raises(KeyboardInterrupt):
+        if creates == "open":
+            atomic.write_text_atomically(str(tmp_path / "notes.txt"), "x")
+        else:
+            with atomic.atomic_directory(str(tmp_path / "export"), replace=True):
+                pass
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    assert (tmp_path / "export" / "saved_model.pb").read_text() == "the previous export"
+
+
+def test_an_interrupt_while_the_previous_directory_is_set_aside_puts_it_back(tmp_path, monkeypatch):
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "saved_model.pb").write_text("the previous export")
+    replace = os.replace
+
+    def replace_then_stop_once_the_previous_is_aside(source, destination):
+        replace(source, destination)
+        if destination.endswith("previous"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", replace_then_stop_once_the_previous_is_aside)
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_directory(str(tmp_path / "export"), replace=True) as staging:
+        (tmp_path / staging / "saved_model.pb").write_text("the new export")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+    assert (tmp_path / "export" / "saved_model.pb").read_text() == "the previous export"

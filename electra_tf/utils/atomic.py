@@ -10,8 +10,8 @@ behind by a killed process is recognisable.
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 
 from electra_tf.utils.errors import UserError
 
@@ -43,8 +43,16 @@ def ordinary_mode(directory=False):
     return (0o777 if directory else 0o666) & ~umask()
 
 
-def _staging_prefix(path):
-    return f".{os.path.basename(os.path.abspath(path))}.tmp-"
+def _sibling_name(path, kind):
+    """A new name `.<name>.<kind>-<16 hex digits>` beside `path`; 64 random bits make a clash with another writer moot.
+
+    The name is chosen before anything is created: a stop signal raised just
+    after the creation (Python acts on signals between any two calls) then
+    still finds the name in the writer's cleanup, which `tempfile.mkdtemp`'s
+    returned name would not yet be.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    return os.path.join(directory, f".{os.path.basename(os.path.abspath(path))}.{kind}-{secrets.token_hex(8)}")
 
 
 @contextlib.contextmanager
@@ -65,11 +73,9 @@ def staged_path(path):
     >>> open(path).read()
     'whole or nothing'
     """
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_staging_prefix(path))
-    os.close(fd)
-    os.chmod(tmp, ordinary_mode())  # mkstemp's 0600 is for the staging only: readers of the result need the usual
+    tmp = _sibling_name(path, "tmp")
     try:
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # the mode of an ordinary write
         yield tmp
         os.replace(tmp, path)
     except BaseException:
@@ -156,17 +162,16 @@ def atomic_directory(path, replace=False):
     >>> os.listdir(path)
     ['vocab.txt']
     """
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=_staging_prefix(path), dir=parent)
-    os.chmod(staging, ordinary_mode(directory=True))  # mkdtemp's 0700 is for the staging only, not for the result
-    old = None
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    staging, old = _sibling_name(path, "tmp"), None
     try:
+        os.mkdir(staging)  # the mode of an ordinary mkdir
         yield staging
         _readable_as_usual(staging)
         if os.path.isdir(path):
             if replace:
-                old = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(path))}.old-", dir=parent)
+                old = _sibling_name(path, "old")
+                os.mkdir(old)
                 os.replace(path, os.path.join(old, "previous"))
             elif os.listdir(path):
                 raise FileExistsError(f"{path} exists and is not empty")
