@@ -1,4 +1,5 @@
 import glob
+import json
 import os
 import re
 import signal
@@ -205,6 +206,47 @@ def catches_sigterm(pid):
     except (FileNotFoundError, StopIteration):
         return False
     return bool(int(caught.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+
+
+def finetuning_stopped_and_continued(tmp_path, flags):
+    """run_finetuning with `flags(output_dir)`: once uninterrupted, once stopped by SIGTERM after its first step and
+    run again. Checks the stop's message and the continuation's; returns the two output directories.
+
+    For a single-trial run; the caller compares what the task writes.
+    """
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    run_module("electra_tf.run_finetuning", *flags(reference))
+    total = json.loads((reference / "trial_state.json").read_text())["step"]
+    run = Run(tmp_path, *flags(out), module="electra_tf.run_finetuning")
+    run.wait_for(rf"^[1-9]\d*/{total} steps", poll=0.005)
+    run.process.send_signal(signal.SIGTERM)
+    code, stdout, stderr = run.finish()
+    assert code == 0, stderr[-2000:]
+    stopped = re.search(rf"^stopped by SIGTERM at step (\d+) of {total}; its training state is saved in (\S+)\. "
+                        "Re-run the same command to continue.$", stdout, re.M)
+    assert stopped, stdout[-2000:]
+    step = int(stopped.group(1))
+    assert 0 < step < total and not (out / "eval_results.json").exists()
+    result = run_module("electra_tf.run_finetuning", *flags(out))
+    assert f"continuing from step {step} of {total} ({stopped.group(2)})" in result.stdout
+    paths = ("predictions", "export")
+    assert ({k: v for k, v in json.loads((out / "eval_results.json").read_text()).items() if k not in paths}
+            == {k: v for k, v in json.loads((reference / "eval_results.json").read_text()).items() if k not in paths})
+    weights = [checkpoint_tensors(glob.glob(f"{d}/checkpoints/best-*.index")[0][:-len(".index")])
+               for d in (out, reference)]
+    assert sorted(weights[0]) == sorted(weights[1])
+    for name, value in weights[1].items():
+        assert np.array_equal(weights[0][name], value), name
+    return reference, out
+
+
+def checkpoint_tensors(prefix):
+    """{name: value} of every variable in a checkpoint."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
 def assert_finetuned_card(output_dir, labels=None):

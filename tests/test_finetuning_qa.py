@@ -7,7 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SUBPROCESS_TIMEOUT, assert_finetuned_card, error_lines, run_module
+from conftest import (
+    SUBPROCESS_TIMEOUT,
+    assert_finetuned_card,
+    error_lines,
+    finetuning_stopped_and_continued,
+    run_module,
+)
 
 from electra_tf.finetuning.qa import squad_metrics
 from electra_tf.finetuning.qa.postprocess import final_text
@@ -211,3 +217,21 @@ def test_squad_command_line_refuses_malformed_json(finetuning_model_dir, tmp_pat
     assert result.returncode == 2 and error_lines(result.stderr) == [
         f"error: {tmp_path}/train.json is not valid JSON (Expecting property name enclosed in double quotes at line 1 "
         "column 2); give a SQuAD JSON file"]
+
+
+def test_squad_run_stopped_by_sigterm_continues_to_the_uninterrupted_result(finetuning_model_dir, tmp_path):
+    # The QA runner's rows are windows, not examples: the same stop and resume as classification's.
+    data = tmp_path / "squad"
+    data.mkdir()
+    (data / "train-v2.0.json").write_text(json.dumps(squad_document(QUESTIONS * 6)), encoding="utf-8")
+    (data / "dev-v2.0.json").write_text(json.dumps(squad_document()), encoding="utf-8")
+
+    def flags(out):
+        return ["--task=squad_v2", f"--data_dir={data}", f"--init_checkpoint={finetuning_model_dir}",
+                f"--output_dir={out}", "--max_seq_length=40", "--doc_stride=16", "--max_query_length=8",
+                "--train_batch_size=4", "--num_train_epochs=2", "--learning_rate=3e-3", "--log_every_steps=1",
+                "--export=false"]
+
+    reference, out = finetuning_stopped_and_continued(tmp_path, flags)
+    for name in ("predictions.json", "null_odds.json", "nbest_predictions.json"):
+        assert (out / name).read_text() == (reference / name).read_text(), name

@@ -13,8 +13,7 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
-from conftest import SUBPROCESS_TIMEOUT, USER_ENV, Run, catches_sigterm, run_module, summary_scalars
+from conftest import SUBPROCESS_TIMEOUT, USER_ENV, Run, catches_sigterm, checkpoint_tensors, run_module, summary_scalars
 from test_run_finetuning import BAD, GOOD
 
 STEPS_PER_EPOCH = 38  # 1,200 examples in batches of 32
@@ -51,12 +50,6 @@ def _results(out):
     """eval_results.json without the entries that name paths."""
     results = json.loads((out / "eval_results.json").read_text())
     return {k: v for k, v in results.items() if k not in ("export", "predictions")}
-
-
-def _tensors(prefix):
-    reader = tf.train.load_checkpoint(str(prefix))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
 def _best_checkpoint(trial_dir):
@@ -148,8 +141,8 @@ def test_sigterm_at_start_mid_epoch_and_during_the_export_each_exit_0_and_the_ru
     assert (out / "predictions" / "test.tsv").read_text() == (ref / "predictions" / "test.tsv").read_text()
     assert {path: os.stat(path).st_mtime_ns for path in trial_1} == written
     for k in (1, 2):
-        tensors = _tensors(_best_checkpoint(out / f"trial_{k}"))
-        expected = _tensors(_best_checkpoint(ref / f"trial_{k}"))
+        tensors = checkpoint_tensors(_best_checkpoint(out / f"trial_{k}"))
+        expected = checkpoint_tensors(_best_checkpoint(ref / f"trial_{k}"))
         assert sorted(tensors) == sorted(expected)
         for name, value in expected.items():
             assert np.array_equal(tensors[name], value), name

@@ -7,7 +7,13 @@ import sys
 
 import keras
 import pytest
-from conftest import SUBPROCESS_TIMEOUT, assert_finetuned_card, error_lines, run_module
+from conftest import (
+    SUBPROCESS_TIMEOUT,
+    assert_finetuned_card,
+    error_lines,
+    finetuning_stopped_and_continued,
+    run_module,
+)
 
 from electra_tf.finetuning.tagging import conll
 from electra_tf.finetuning.tagging.metrics import entity_scores, token_accuracy
@@ -193,3 +199,20 @@ def test_tagger_python_api_learns_plain_tags(finetuning_model_dir):
     tagger.fit(words * 8, tags * 8, epochs=4, batch_size=8, verbose=0)
     predicted = tagger.predict(words)
     assert token_accuracy(tags, predicted)["accuracy"] > 0.9
+
+
+def test_chunk_run_stopped_by_sigterm_continues_to_the_uninterrupted_result(finetuning_model_dir, tmp_path):
+    # The tagger's rows carry word positions and tags per token: the same stop and resume as classification's.
+    data = tmp_path / "conll2000"
+    data.mkdir()
+    write_conll(data / "train.txt", SENTENCES * 8)
+    write_conll(data / "test.txt", SENTENCES[:4])
+
+    def flags(out):
+        return ["--task=chunk", f"--data_dir={data}", f"--dev_file={data}/test.txt",
+                f"--init_checkpoint={finetuning_model_dir}", f"--output_dir={out}", "--max_seq_length=12",
+                "--train_batch_size=2", "--eval_batch_size=4", "--num_train_epochs=2", "--learning_rate=3e-3",
+                "--log_every_steps=1", "--export=false"]
+
+    reference, out = finetuning_stopped_and_continued(tmp_path, flags)
+    assert (out / "predictions" / "test.txt").read_text() == (reference / "predictions" / "test.txt").read_text()
