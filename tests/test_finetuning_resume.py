@@ -116,6 +116,7 @@ def test_sigterm_at_start_mid_epoch_and_during_the_export_each_exit_0_and_the_ru
     assert stopped.group(2) == f"{out}/trial_2/resume/ckpt-{step}" and glob.glob(f"{stopped.group(2)}.index")
     trial_1 = sorted(glob.glob(f"{out}/trial_1/checkpoints/*")) + [f"{out}/trial_1/trial_state.json"]
     written = {path: os.stat(path).st_mtime_ns for path in trial_1}
+    seconds_at_stop = json.loads((out / "trial_2" / "trial_state.json").read_text())["seconds"]
 
     # During the export; the re-run continues trial 2 (trial 1 is not trained again).
     run = Run(tmp_path, *flags, module="electra_tf.run_finetuning")
@@ -140,6 +141,10 @@ def test_sigterm_at_start_mid_epoch_and_during_the_export_each_exit_0_and_the_ru
     assert _results(out) == _results(ref)
     assert (out / "predictions" / "test.tsv").read_text() == (ref / "predictions" / "test.tsv").read_text()
     assert {path: os.stat(path).st_mtime_ns for path in trial_1} == written
+    # The card's wall time adds up every invocation's training, not only the last one's.
+    seconds = [json.loads((out / f"trial_{k}" / "trial_state.json").read_text())["seconds"] for k in (1, 2)]
+    assert seconds_at_stop > 0 and seconds[1] > seconds_at_stop
+    assert json.loads((out / "export" / "finetuning_config.json").read_text())["wall_seconds"] >= sum(seconds)
     for k in (1, 2):
         tensors = checkpoint_tensors(_best_checkpoint(out / f"trial_{k}"))
         expected = checkpoint_tensors(_best_checkpoint(ref / f"trial_{k}"))

@@ -39,7 +39,8 @@ class TrialState:
 
     `metrics` holds Keras' running metric values at `step` (so a run resumed
     mid-epoch shows and logs the same running loss); `result` is set when the
-    trial is finished.
+    trial is finished; `seconds` adds up the wall time of every invocation up
+    to its last save.
 
     Example:
 
@@ -56,6 +57,7 @@ class TrialState:
     best_checkpoint: str = None  # relative to the trial directory
     metrics: dict = None
     result: dict = None
+    seconds: float = 0.0  # wall time spent on the trial so far, over every invocation that trained it
 
     @property
     def finished(self):

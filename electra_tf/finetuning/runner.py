@@ -387,18 +387,20 @@ class FinetuningRun:
     def trial(self, k, stop):
         """Trains trial k (seed = seed + k), continuing what trial_state.json records.
 
-        Returns its result (the best epoch's metrics and the history) and the
-        best weights' checkpoint, or None when a stop request ended it (its
-        state is then saved).
+        Returns its result (the best epoch's metrics and the history), the
+        best weights' checkpoint and the wall seconds it took over every
+        invocation, or None when a stop request ended it (its state is then
+        saved).
         """
         seed = self.config.seed + k
         trial_dir = self.trial_dir(k)
         name = f"trial {k + 1}/{self.config.num_trials}" if self.config.num_trials > 1 else ""
         state = resume.load_trial(trial_dir, _say)
+        began, seconds_before = time.time(), state.seconds
         if state.finished:
             shown = "  ".join(f"{n} {state.result[n]:.4f}" for n in self.data.metric_names)
             _say(f"{name} (seed {seed}) finished before: dev {shown} (epoch {state.result['epoch']})")
-            return state.result, os.path.join(trial_dir, state.best_checkpoint)
+            return state.result, os.path.join(trial_dir, state.best_checkpoint), state.seconds
         if name:
             _say(f"{name} (seed {seed})")
         classifier = self.new_classifier(seed)
@@ -421,11 +423,15 @@ class FinetuningRun:
 
         saved_step = state.step  # the step whose training state is on disk (0: none is needed)
 
+        def save():
+            state.seconds = round(seconds_before + time.time() - began, 1)
+            resume.save_trial(trial_dir, state)
+
         def stopped():
             if state.step != saved_step:
                 training.write(resume.resume_prefix(trial_dir, state.step))
                 state.metrics = metric_values(classifier)
-                resume.save_trial(trial_dir, state)
+                save()
             callback.progress.close()
             where = (f"{'in ' + name + ' ' if name else ''}at step {state.step} of {self.total_steps}; its "
                      f"training state is saved in {resume.resume_prefix(trial_dir, state.step)}" if state.step
@@ -463,12 +469,12 @@ class FinetuningRun:
                 state.result = {"seed": seed, **state.best, "history": state.history}
             else:  # the end of an epoch is a point to continue from, also after a kill
                 training.write(resume.resume_prefix(trial_dir, state.step))
-            resume.save_trial(trial_dir, state)
+            save()
             saved_step = state.step
             callback.progress.close()
             shown = "  ".join(f"{k} {v:.4f}" for k, v in results.items())
             _say(f"epoch {epoch + 1}/{self.epochs}  dev {shown}{'  (best)' if improved else ''}")
-        return state.result, os.path.join(trial_dir, state.best_checkpoint)
+        return state.result, os.path.join(trial_dir, state.best_checkpoint), state.seconds
 
     def best_classifier(self, checkpoint):
         classifier = self.new_classifier(self.config.seed, with_weights=False)
@@ -584,13 +590,16 @@ def run(data, config, options, run_class=FinetuningRun, stop=None):
     else:
         prepare_output_dir(options, record, source.vocab_file)
 
-    trials, checkpoints = [], []
+    trials, checkpoints, trial_seconds, in_trials = [], [], 0.0, 0.0
     for k in range(hp.num_trials):
+        began = time.time()
         outcome = fine.trial(k, stop)
         if outcome is None:
             return None
+        in_trials += time.time() - began
         trials.append(outcome[0])
         checkpoints.append(outcome[1])
+        trial_seconds += outcome[2]
 
     names = data.metric_names
     headline = data.headline_metric
@@ -609,9 +618,11 @@ def run(data, config, options, run_class=FinetuningRun, stop=None):
     try:
         with stop.mode(stop_signals.RAISE):
             model = fine.best_classifier(checkpoints[best])
-            # The export's model card states the selected model's dev metrics and how long the run took.
-            card = {"dev_metrics": {n: trials[best][n] for n in names},
-                    "wall_seconds": round(time.time() - started, 1), "hardware": machine.describe()}
+            # The export's model card states the selected model's dev metrics and how long the run took: the
+            # trials' time over every invocation (a stopped run's included) and this invocation's remainder.
+            wall = trial_seconds + time.time() - started - in_trials
+            card = {"dev_metrics": {n: trials[best][n] for n in names}, "wall_seconds": round(wall, 1),
+                    "hardware": machine.describe()}
             results.update(fine.write_outputs(model, {**record, **card}))
             if len(trials) > 1:
                 results["predictions_from_trial"] = best + 1
