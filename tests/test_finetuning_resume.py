@@ -116,7 +116,12 @@ def test_sigterm_at_start_mid_epoch_and_during_the_export_each_exit_0_and_the_ru
     assert stopped.group(2) == f"{out}/trial_2/resume/ckpt-{step}" and glob.glob(f"{stopped.group(2)}.index")
     trial_1 = sorted(glob.glob(f"{out}/trial_1/checkpoints/*")) + [f"{out}/trial_1/trial_state.json"]
     written = {path: os.stat(path).st_mtime_ns for path in trial_1}
-    seconds_at_stop = json.loads((out / "trial_2" / "trial_state.json").read_text())["seconds"]
+    # As if the stopped invocation had trained trial 2 for 1,000 s more: the time must carry over.
+    state_path = out / "trial_2" / "trial_state.json"
+    state = json.loads(state_path.read_text())
+    assert state["seconds"] > 0
+    seconds_at_stop = state["seconds"] = state["seconds"] + 1000
+    state_path.write_text(json.dumps(state))
 
     # During the export; the re-run continues trial 2 (trial 1 is not trained again).
     run = Run(tmp_path, *flags, module="electra_tf.run_finetuning")
@@ -143,7 +148,7 @@ def test_sigterm_at_start_mid_epoch_and_during_the_export_each_exit_0_and_the_ru
     assert {path: os.stat(path).st_mtime_ns for path in trial_1} == written
     # The card's wall time adds up every invocation's training, not only the last one's.
     seconds = [json.loads((out / f"trial_{k}" / "trial_state.json").read_text())["seconds"] for k in (1, 2)]
-    assert seconds_at_stop > 0 and seconds[1] > seconds_at_stop
+    assert seconds[1] > seconds_at_stop
     assert json.loads((out / "export" / "finetuning_config.json").read_text())["wall_seconds"] >= sum(seconds)
     for k in (1, 2):
         tensors = checkpoint_tensors(_best_checkpoint(out / f"trial_{k}"))
