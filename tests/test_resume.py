@@ -20,6 +20,7 @@ from conftest import (
     Run,
     catches_sigterm,
     checkpoint_steps,
+    checkpoint_tensors,
     error_lines,
     pretraining_flags,
     run_module,
@@ -48,14 +49,8 @@ def _copy(reference, tmp_path):
     return model_dir
 
 
-def _tensors(prefix):
-    reader = tf.train.load_checkpoint(str(prefix))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if name != "_CHECKPOINTABLE_OBJECT_GRAPH"}
-
-
 def _assert_bit_identical(prefix, expected_prefix):
-    values, expected = _tensors(prefix), _tensors(expected_prefix)
+    values, expected = checkpoint_tensors(prefix), checkpoint_tensors(expected_prefix)
     assert sorted(values) == sorted(expected)
     assert any("dropout_seeds" in name for name in values)  # dropout's generator state resumes too
     for name, value in expected.items():
